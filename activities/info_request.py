@@ -1,0 +1,266 @@
+"""The info-request workflow's steps. Each does I/O and is idempotent by its key.
+
+A key is `<request ID>:<step>`: a retry, a replay of a local activity after a crash, or a
+duplicate delivery finds the row the first attempt wrote and returns it unchanged.
+Errors a retry cannot fix (unknown case, a transition the lifecycle forbids, a missing file, an
+email SendGrid rejects) are raised as non-retryable ApplicationErrors whose message names the
+case and the rule; everything else is retried by Temporal.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from domain.deadlines import CalendarError, ClientCalendar, client_deadline
+from domain.lifecycle import STATUS_LABELS, TransitionError
+from domain.models import (
+    CaseStatus,
+    CloseCode,
+    FileRef,
+    RequestedItem,
+    TaskOutcome,
+    TaskView,
+)
+from mail import templates
+from mail.mailer import EmailOutcome, Mailer
+from mail.message import OutgoingEmail
+from store.cases import CaseStore, UnknownCase, UnknownTask
+from store.files import FileMissing, FileStore
+
+BUSINESS_DAYS_TO_REPLY = 2
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SetStatusInput(_Input):
+    case_id: str
+    new_status: CaseStatus
+    close_code: CloseCode | None = None
+    changed_by: str
+    idempotency_key: str
+
+
+class PostMessageInput(_Input):
+    case_id: str
+    kind: str  # message | system
+    author_user_id: str | None
+    body: str
+    attachments: list[FileRef] = []
+    idempotency_key: str
+
+
+class CreateTaskInput(_Input):
+    case_id: str
+    request_id: str
+    requested_by: str
+    requested_at: datetime
+    items: list[RequestedItem]
+    idempotency_key: str
+
+
+class CloseTaskInput(_Input):
+    case_id: str
+    task_key: str
+    outcome: TaskOutcome
+
+
+class EmailKind(StrEnum):
+    INFO_REQUESTED = "info_requested"
+    CLIENT_REPLIED = "client_replied"
+    REQUEST_EXPIRED = "request_expired"
+    CASE_DECIDED = "case_decided"
+
+
+class SendEmailInput(_Input):
+    kind: EmailKind
+    case_id: str
+    partner_user_id: str
+    idempotency_key: str
+    items: list[RequestedItem] = []
+    message: str = ""
+    due_at: datetime | None = None
+    replied_at: datetime | None = None
+    close_code: CloseCode | None = None
+    note: str | None = None
+
+
+def _refuse(error: Exception, kind: str) -> ApplicationError:
+    return ApplicationError(str(error), type=kind, non_retryable=True)
+
+
+class InfoRequestActivities:
+    """Activities bound to the stores and the mailer they write to."""
+
+    def __init__(self, store: CaseStore, files: FileStore, mailer: Mailer) -> None:
+        self.store = store
+        self.files = files
+        self.mailer = mailer
+
+    @activity.defn(name="set_case_status")
+    def set_case_status(self, step: SetStatusInput) -> CaseStatus:
+        note = f"Status changed to {STATUS_LABELS[step.new_status]}"
+        if step.close_code:
+            note += f" (close code: {step.close_code.value})"
+        try:
+            return self.store.change_status(
+                case_id=step.case_id,
+                new_status=step.new_status,
+                close_code=step.close_code,
+                changed_by=step.changed_by,
+                idempotency_key=step.idempotency_key,
+                note=f"{note}, by {step.changed_by}.",
+            )
+        except UnknownCase as e:
+            raise _refuse(e, "UnknownCase") from e
+        except TransitionError as e:
+            raise _refuse(e, "InvalidTransition") from e
+
+    @activity.defn(name="post_chat_message")
+    def post_chat_message(self, step: PostMessageInput) -> int:
+        try:
+            self.files.check(step.attachments)
+            return self.store.post_message(
+                case_id=step.case_id,
+                kind=step.kind,
+                author_user_id=step.author_user_id,
+                body=step.body,
+                attachments=step.attachments,
+                idempotency_key=step.idempotency_key,
+            )
+        except UnknownCase as e:
+            raise _refuse(e, "UnknownCase") from e
+        except FileMissing as e:
+            raise _refuse(e, "FileMissing") from e
+
+    @activity.defn(name="create_client_task")
+    def create_client_task(self, step: CreateTaskInput) -> TaskView:
+        """Compute the deadline once (so a replay never moves it) and create the task."""
+        try:
+            case, client, _partner = self.store.case_parties(step.case_id)
+            calendar = ClientCalendar(client.country, client.subdivision, client.time_zone)
+            due_at = client_deadline(step.requested_at, calendar, BUSINESS_DAYS_TO_REPLY)
+        except UnknownCase as e:
+            raise _refuse(e, "UnknownCase") from e
+        except CalendarError as e:
+            raise _refuse(e, "InvalidClientCalendar") from e
+        due_text = templates.local_time_text(due_at, client.time_zone)
+        self.store.record_request(
+            request_id=step.request_id,
+            case_id=step.case_id,
+            requested_by=step.requested_by,
+            items=[item.model_dump(mode="json") for item in step.items],
+            requested_at=step.requested_at,
+        )
+        task = self.store.create_task(
+            case_id=step.case_id,
+            request_id=step.request_id,
+            title=f"Send the information requested on case {case.reference}",
+            due_at=due_at,
+            idempotency_key=step.idempotency_key,
+            note=f"Task created for {client.name}: reply by {due_text}.",
+        )
+        return TaskView(
+            task_id=step.idempotency_key,
+            due_at=task.due_at,
+            due_local=templates.local_time_text(task.due_at, client.time_zone),
+            outcome=TaskOutcome(task.status),
+        )
+
+    @activity.defn(name="close_client_task")
+    def close_client_task(self, step: CloseTaskInput) -> TaskOutcome:
+        notes = {
+            TaskOutcome.REPLIED: "The client replied; their task closed by itself.",
+            TaskOutcome.EXPIRED: (
+                "The client did not reply by the deadline; their task expired. Accept the case "
+                "or close it (for example as unresponsive_client)."
+            ),
+            TaskOutcome.CANCELLED: "The client's task was cancelled: the case was decided.",
+        }
+        try:
+            task = self.store.close_task(
+                idempotency_key=step.task_key,
+                outcome=step.outcome.value,
+                note=notes.get(step.outcome),
+            )
+        except UnknownTask as e:
+            raise _refuse(e, "UnknownTask") from e
+        return TaskOutcome(task.status)
+
+    @activity.defn(name="send_email")
+    def send_email(self, step: SendEmailInput) -> EmailOutcome:
+        try:
+            case, client, partner = self.store.case_parties(step.case_id)
+        except UnknownCase as e:
+            raise _refuse(e, "UnknownCase") from e
+        partner_user = self.store.user(step.partner_user_id)
+        partner_name, partner_email = (
+            (partner_user[1], partner_user[2]) if partner_user else (partner.name, partner.email)
+        )
+        match step.kind:
+            case EmailKind.INFO_REQUESTED:
+                assert step.due_at is not None
+                rendered = templates.info_requested(
+                    case_reference=case.reference,
+                    client_name=client.name,
+                    partner_name=partner.name,
+                    items=step.items,
+                    message=step.message,
+                    due_at=step.due_at,
+                    time_zone=client.time_zone,
+                )
+                to_email, to_name = client.email, client.name
+            case EmailKind.CLIENT_REPLIED:
+                assert step.replied_at is not None
+                rendered = templates.client_replied(
+                    case_reference=case.reference,
+                    partner_name=partner_name,
+                    client_name=client.name,
+                    replied_at=step.replied_at,
+                    time_zone=partner.time_zone,
+                )
+                to_email, to_name = partner_email, partner_name
+            case EmailKind.REQUEST_EXPIRED:
+                assert step.due_at is not None
+                rendered = templates.request_expired(
+                    case_reference=case.reference,
+                    partner_name=partner_name,
+                    client_name=client.name,
+                    due_at=step.due_at,
+                    time_zone=partner.time_zone,
+                )
+                to_email, to_name = partner_email, partner_name
+            case EmailKind.CASE_DECIDED:
+                rendered = templates.case_decided(
+                    case_reference=case.reference,
+                    client_name=client.name,
+                    partner_name=partner.name,
+                    close_code=step.close_code,
+                    note=step.note,
+                )
+                to_email, to_name = client.email, client.name
+        return self.mailer.deliver(
+            OutgoingEmail(
+                idempotency_key=step.idempotency_key,
+                to_email=to_email,
+                to_name=to_name,
+                subject=rendered.subject,
+                text_body=rendered.body,
+                case_id=step.case_id,
+            )
+        )
+
+    def all(self) -> list[object]:
+        return [
+            self.set_case_status,
+            self.post_chat_message,
+            self.create_client_task,
+            self.close_client_task,
+            self.send_email,
+        ]

@@ -1,0 +1,1 @@
+"""Running the service locally: binaries shipped in the venv, demo data, and `make run`."""

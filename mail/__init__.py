@@ -1,0 +1,1 @@
+"""Outgoing email: the message shape and the SendGrid transport."""

@@ -1,0 +1,156 @@
+"""The actions on an info request, over Temporal. Each takes a connected client."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from domain.ids import info_request_workflow_id
+from domain.models import (
+    ClientReply,
+    Decision,
+    FileRef,
+    InfoRequestInput,
+    RequestedItem,
+    RequestState,
+    RequestSummary,
+)
+from workflows import TASK_QUEUE
+from workflows.info_request import InfoRequestWorkflow
+
+
+class RequestError(Exception):
+    """An action was refused. `code` is stable for programs; the message is for people."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def new_request(
+    *,
+    case_id: str,
+    partner_user_id: str,
+    items: Sequence[RequestedItem],
+    message: str,
+    attachments: Sequence[FileRef] = (),
+) -> InfoRequestInput:
+    """Build (and validate) a request with a fresh request ID."""
+    return InfoRequestInput(
+        request_id=uuid.uuid4().hex,
+        case_id=case_id,
+        partner_user_id=partner_user_id,
+        items=list(items),
+        message=message,
+        attachments=list(attachments),
+    )
+
+
+async def request_info(
+    client: Client, request: InfoRequestInput, *, task_queue: str = TASK_QUEUE
+) -> RequestState:
+    """Open the request and return once the case is More Info Required, the message posted,
+    the task created and the client emailed; RequestError if it was refused."""
+    try:
+        handle = await client.start_workflow(
+            InfoRequestWorkflow.run,
+            request,
+            id=info_request_workflow_id(request.case_id),
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        )
+    except WorkflowAlreadyStartedError as e:
+        raise RequestError(
+            "request_already_open",
+            f"case {request.case_id} already has an open info request; reply to it or decide "
+            "it before asking again",
+        ) from e
+    try:
+        return await handle.execute_update(InfoRequestWorkflow.opened)
+    except WorkflowUpdateFailedError as e:
+        raise _refusal(e.cause, request.case_id) from e
+    except RPCError as e:
+        # The run failed before the update reached it; its failure says why.
+        if e.status is not RPCStatusCode.NOT_FOUND:
+            raise
+        try:
+            await handle.result()
+        except WorkflowFailureError as failure:
+            raise _refusal(failure.cause, request.case_id) from failure
+        raise
+
+
+async def send_client_reply(client: Client, case_id: str, reply: ClientReply) -> None:
+    """Deliver the client's reply (as a client portal does). A repeated reply ID is a no-op."""
+    handle = client.get_workflow_handle(info_request_workflow_id(case_id))
+    try:
+        await handle.signal(InfoRequestWorkflow.client_reply, reply)
+    except RPCError as e:
+        raise await _no_open_request(client, case_id, e) from e
+
+
+async def decide(client: Client, case_id: str, decision: Decision) -> RequestSummary:
+    """Accept the case (Active) or close it with a code (Closed); returns the request's
+    summary once the status has changed. RequestError with the rule if refused."""
+    handle = client.get_workflow_handle(info_request_workflow_id(case_id))
+    try:
+        return await handle.execute_update(InfoRequestWorkflow.decide, decision)
+    except WorkflowUpdateFailedError as e:
+        raise _refusal(e.cause, case_id) from e
+    except RPCError as e:
+        raise await _no_open_request(client, case_id, e) from e
+
+
+async def get_state(client: Client, case_id: str) -> RequestState:
+    """The latest request's state (open or finished)."""
+    handle: WorkflowHandle[InfoRequestWorkflow, RequestSummary] = client.get_workflow_handle(
+        info_request_workflow_id(case_id), result_type=RequestSummary
+    )
+    try:
+        return await handle.query(InfoRequestWorkflow.state)
+    except RPCError as e:
+        if e.status is RPCStatusCode.NOT_FOUND:
+            raise RequestError("no_request", f"case {case_id} has no info request") from e
+        raise
+
+
+def _refusal(cause: BaseException | None, case_id: str) -> RequestError:
+    if isinstance(cause, ApplicationError):
+        return RequestError(_code(cause.type), cause.message)
+    return RequestError("refused", f"the action on case {case_id} was refused: {cause}")
+
+
+def _code(error_type: str | None) -> str:
+    """'InvalidTransition' -> 'invalid_transition'."""
+    name = error_type or "Refused"
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
+
+
+async def _no_open_request(client: Client, case_id: str, error: RPCError) -> Exception:
+    if error.status is not RPCStatusCode.NOT_FOUND:
+        return error
+    handle = client.get_workflow_handle(info_request_workflow_id(case_id))
+    try:
+        status = (await handle.describe()).status
+    except RPCError:
+        return RequestError("no_request", f"case {case_id} has no info request")
+    if status is not WorkflowExecutionStatus.RUNNING:
+        return RequestError(
+            "request_closed",
+            f"the info request on case {case_id} is closed (it has been decided); "
+            "nothing was delivered",
+        )
+    return error

@@ -1,0 +1,19 @@
+"""One way to reach Temporal for every process: `temporalio.envconfig` plus our data converter.
+
+TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS* or a TOML profile
+(TEMPORAL_CONFIG_FILE / TEMPORAL_PROFILE) choose the cluster; nothing here names a host.
+"""
+
+from __future__ import annotations
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.envconfig import ClientConfig
+
+DEFAULT_ADDRESS = "localhost:7233"
+
+
+async def connect() -> Client:
+    config = ClientConfig.load_client_connect_config()
+    config.setdefault("target_host", DEFAULT_ADDRESS)
+    return await Client.connect(**config, data_converter=pydantic_data_converter)

@@ -1,0 +1,1 @@
+"""The case store (SQLAlchemy; SQLite by default, PostgreSQL by URL) and the file store."""

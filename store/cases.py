@@ -1,0 +1,625 @@
+"""The case store: cases, parties, chat, tasks, status history and email records.
+
+Writes made by workflow steps are idempotent: each carries a key (request ID and step) that is
+unique in its table, so a retried step returns what the first attempt wrote. Each write is one
+transaction, so a failure leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from domain.lifecycle import check_transition
+from domain.models import CaseStatus, CloseCode, FileRef
+from store import views
+from store.schema import (
+    Case,
+    CaseFile,
+    ChatAttachment,
+    ChatMessage,
+    ClientTask,
+    Email,
+    InfoRequest,
+    Party,
+    StatusChange,
+    User,
+)
+
+
+class UnknownCase(LookupError):
+    def __init__(self, case_id: str) -> None:
+        super().__init__(f"unknown case {case_id!r}: no case has that ID")
+        self.case_id = case_id
+
+
+class UnknownTask(LookupError):
+    pass
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for SQLite (embedded default) or PostgreSQL (by URL)."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+            # Let SQLAlchemy own transactions, and take the write lock at BEGIN so two writers
+            # wait for each other instead of failing on a lock upgrade.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+@dataclass(frozen=True)
+class NewCase:
+    id: str
+    client_id: str
+    partner_id: str
+    reference: str
+    debtor_name: str
+    amount_minor: int
+    currency: str
+    description: str
+
+
+class CaseStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def from_url(cls, url: str) -> CaseStore:
+        return cls(make_engine(url))
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    # ---- setup and demo data -------------------------------------------------------------
+
+    def add_party(self, party: views.PartyView) -> None:
+        with self.session() as s:
+            if s.get(Party, party.id) is None:
+                s.add(Party(**party.model_dump()))
+
+    def add_user(self, user_id: str, party_id: str, name: str, email: str) -> None:
+        with self.session() as s:
+            if s.get(User, user_id) is None:
+                s.add(User(id=user_id, party_id=party_id, name=name, email=email))
+
+    def add_case(self, new: NewCase, files: Sequence[FileRef] = (), uploaded_by: str = "") -> bool:
+        """Submit a case as Pending Verification; False if a case with that ID exists."""
+        now = utcnow()
+        try:
+            with self.session() as s:
+                if s.get(Case, new.id) is not None:
+                    return False
+                s.add(
+                    Case(
+                        **new.__dict__,
+                        status=CaseStatus.PENDING_VERIFICATION.value,
+                        close_code=None,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+                s.flush()
+                for ref in files:
+                    s.add(
+                        CaseFile(
+                            case_id=new.id,
+                            uploaded_by=uploaded_by or new.client_id,
+                            created_at=now,
+                            **ref.model_dump(),
+                        )
+                    )
+                s.add(
+                    StatusChange(
+                        case_id=new.id,
+                        from_status=None,
+                        to_status=CaseStatus.PENDING_VERIFICATION.value,
+                        close_code=None,
+                        changed_by=uploaded_by or new.client_id,
+                        idempotency_key=f"case:{new.id}:submitted",
+                        created_at=now,
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    # ---- idempotent writes made by workflow steps ---------------------------------------
+
+    def change_status(
+        self,
+        *,
+        case_id: str,
+        new_status: CaseStatus,
+        close_code: CloseCode | None,
+        changed_by: str,
+        idempotency_key: str,
+        note: str | None = None,
+    ) -> CaseStatus:
+        """Move the case along the lifecycle; a repeated key returns the earlier result."""
+        try:
+            with self.session() as s:
+                done = s.scalar(
+                    select(StatusChange).where(StatusChange.idempotency_key == idempotency_key)
+                )
+                if done is not None:
+                    return CaseStatus(done.to_status)
+                case = s.get(Case, case_id, with_for_update=True)
+                if case is None:
+                    raise UnknownCase(case_id)
+                current = CaseStatus(case.status)
+                check_transition(case_id, current, new_status, close_code)
+                now = utcnow()
+                case.status = new_status.value
+                case.close_code = close_code.value if close_code else None
+                case.updated_at = now
+                s.add(
+                    StatusChange(
+                        case_id=case_id,
+                        from_status=current.value,
+                        to_status=new_status.value,
+                        close_code=case.close_code,
+                        changed_by=changed_by,
+                        idempotency_key=idempotency_key,
+                        created_at=now,
+                    )
+                )
+                _add_note(s, case_id, note, idempotency_key, now)
+                return new_status
+        except IntegrityError:
+            # A concurrent attempt with the same key won the race: its write is ours.
+            with self.session() as s:
+                done = s.scalar(
+                    select(StatusChange).where(StatusChange.idempotency_key == idempotency_key)
+                )
+                if done is None:
+                    raise
+                return CaseStatus(done.to_status)
+
+    def post_message(
+        self,
+        *,
+        case_id: str,
+        kind: str,
+        author_user_id: str | None,
+        body: str,
+        attachments: Sequence[FileRef] = (),
+        idempotency_key: str,
+    ) -> int:
+        """Append to the case chat; a repeated key returns the earlier message's ID."""
+        try:
+            with self.session() as s:
+                found = s.scalar(
+                    select(ChatMessage.id).where(ChatMessage.idempotency_key == idempotency_key)
+                )
+                if found is not None:
+                    return found
+                if s.get(Case, case_id) is None:
+                    raise UnknownCase(case_id)
+                message = ChatMessage(
+                    case_id=case_id,
+                    kind=kind,
+                    author_user_id=author_user_id,
+                    body=body,
+                    idempotency_key=idempotency_key,
+                    created_at=utcnow(),
+                )
+                s.add(message)
+                s.flush()
+                for ref in attachments:
+                    s.add(ChatAttachment(message_id=message.id, **ref.model_dump()))
+                return message.id
+        except IntegrityError:
+            with self.session() as s:
+                found = s.scalar(
+                    select(ChatMessage.id).where(ChatMessage.idempotency_key == idempotency_key)
+                )
+                if found is None:
+                    raise
+                return found
+
+    def record_request(
+        self,
+        *,
+        request_id: str,
+        case_id: str,
+        requested_by: str,
+        items: list[dict[str, Any]],
+        requested_at: datetime,
+    ) -> None:
+        try:
+            with self.session() as s:
+                if s.get(InfoRequest, request_id) is None:
+                    s.add(
+                        InfoRequest(
+                            id=request_id,
+                            case_id=case_id,
+                            requested_by=requested_by,
+                            items=items,
+                            requested_at=requested_at,
+                        )
+                    )
+        except IntegrityError:
+            pass  # the same request recorded by a concurrent attempt
+
+    def create_task(
+        self,
+        *,
+        case_id: str,
+        request_id: str,
+        title: str,
+        due_at: datetime,
+        idempotency_key: str,
+        note: str | None = None,
+    ) -> views.TaskRecordView:
+        """Create the client's task; a repeated key returns the task created first."""
+        try:
+            with self.session() as s:
+                found = s.scalar(
+                    select(ClientTask).where(ClientTask.idempotency_key == idempotency_key)
+                )
+                if found is None:
+                    case = s.get(Case, case_id)
+                    if case is None:
+                        raise UnknownCase(case_id)
+                    found = ClientTask(
+                        case_id=case_id,
+                        request_id=request_id,
+                        assignee_party_id=case.client_id,
+                        title=title,
+                        due_at=due_at,
+                        status="open",
+                        idempotency_key=idempotency_key,
+                        created_at=utcnow(),
+                    )
+                    s.add(found)
+                    s.flush()
+                    _add_note(s, case_id, note, idempotency_key, found.created_at)
+                return _task_view(found)
+        except IntegrityError:
+            return self.task_by_key(idempotency_key)
+
+    def task_by_key(self, idempotency_key: str) -> views.TaskRecordView:
+        with self.session() as s:
+            found = s.scalar(
+                select(ClientTask).where(ClientTask.idempotency_key == idempotency_key)
+            )
+            if found is None:
+                raise UnknownTask(f"no task was created with key {idempotency_key!r}")
+            return _task_view(found)
+
+    def close_task(
+        self, *, idempotency_key: str, outcome: str, note: str | None = None
+    ) -> views.TaskRecordView:
+        """Close an open task; closing one already closed keeps its first outcome."""
+        with self.session() as s:
+            task = s.scalar(
+                select(ClientTask)
+                .where(ClientTask.idempotency_key == idempotency_key)
+                .with_for_update()
+            )
+            if task is None:
+                raise UnknownTask(f"no task was created with key {idempotency_key!r}")
+            if task.status == "open":
+                task.status = outcome
+                task.closed_at = utcnow()
+                _add_note(s, task.case_id, note, f"{idempotency_key}:closed", task.closed_at)
+            return _task_view(task)
+
+    # ---- email records ---------------------------------------------------------------------
+
+    def email_by_key(self, idempotency_key: str) -> views.EmailView | None:
+        with self.session() as s:
+            row = s.scalar(select(Email).where(Email.idempotency_key == idempotency_key))
+            return _email_view(row) if row else None
+
+    def claim_email(
+        self,
+        *,
+        idempotency_key: str,
+        case_id: str,
+        to_email: str,
+        to_name: str,
+        subject: str,
+        body: str,
+        transport: str,
+        status: str,
+    ) -> tuple[views.EmailView, bool]:
+        """Record an email before it goes out. Returns (row, created): an existing row means an
+        earlier attempt of the same step got here first."""
+        try:
+            with self.session() as s:
+                row = s.scalar(select(Email).where(Email.idempotency_key == idempotency_key))
+                if row is not None:
+                    return _email_view(row), False
+                now = utcnow()
+                row = Email(
+                    idempotency_key=idempotency_key,
+                    case_id=case_id,
+                    to_email=to_email,
+                    to_name=to_name,
+                    subject=subject,
+                    body=body,
+                    transport=transport,
+                    status=status,
+                    attempts=1,
+                    created_at=now,
+                    sent_at=now if status == "outbox" else None,
+                )
+                s.add(row)
+                s.flush()
+                return _email_view(row), True
+        except IntegrityError:
+            existing = self.email_by_key(idempotency_key)
+            if existing is None:
+                raise
+            return existing, False
+
+    def update_email(
+        self,
+        idempotency_key: str,
+        *,
+        status: str,
+        error: str | None = None,
+        provider_message_id: str | None = None,
+        new_attempt: bool = False,
+    ) -> views.EmailView:
+        with self.session() as s:
+            row = s.scalar(
+                select(Email).where(Email.idempotency_key == idempotency_key).with_for_update()
+            )
+            if row is None:
+                raise LookupError(f"no email with key {idempotency_key!r}")
+            row.status = status
+            row.error = error
+            if provider_message_id is not None:
+                row.provider_message_id = provider_message_id
+            if status == "sent":
+                row.sent_at = utcnow()
+            if new_attempt:
+                row.attempts += 1
+            return _email_view(row)
+
+    # ---- reads ---------------------------------------------------------------------------
+
+    def party(self, party_id: str) -> views.PartyView | None:
+        with self.session() as s:
+            p = s.get(Party, party_id)
+            return _party_view(p) if p else None
+
+    def user(self, user_id: str) -> tuple[str, str, str] | None:
+        """(party ID, name, email) of a user."""
+        with self.session() as s:
+            u = s.get(User, user_id)
+            return (u.party_id, u.name, u.email) if u else None
+
+    def case_parties(
+        self, case_id: str
+    ) -> tuple[views.CaseSummaryView, views.PartyView, views.PartyView]:
+        """The case with its client and partner; UnknownCase if there is none."""
+        with self.session() as s:
+            case = s.get(Case, case_id)
+            if case is None:
+                raise UnknownCase(case_id)
+            client = s.get(Party, case.client_id)
+            partner = s.get(Party, case.partner_id)
+            assert client is not None and partner is not None
+            return _case_summary(case, client), _party_view(client), _party_view(partner)
+
+    def list_cases(
+        self,
+        *,
+        partner_id: str | None = None,
+        client_id: str | None = None,
+        status: CaseStatus | None = None,
+    ) -> list[views.CaseSummaryView]:
+        with self.session() as s:
+            query = select(Case, Party).join(Party, Party.id == Case.client_id)
+            if partner_id:
+                query = query.where(Case.partner_id == partner_id)
+            if client_id:
+                query = query.where(Case.client_id == client_id)
+            if status:
+                query = query.where(Case.status == status.value)
+            rows = s.execute(query.order_by(Case.created_at.desc(), Case.id)).all()
+            return [_case_summary(case, client) for case, client in rows]
+
+    def case_detail(self, case_id: str) -> views.CaseDetailView:
+        with self.session() as s:
+            case = s.get(Case, case_id, options=[selectinload(Case.files)])
+            if case is None:
+                raise UnknownCase(case_id)
+            client = s.get(Party, case.client_id)
+            assert client is not None
+            return views.CaseDetailView(
+                case=_case_summary(case, client),
+                debtor_name=case.debtor_name,
+                description=case.description,
+                client=_party_view(client),
+                files=[
+                    views.CaseFileView(
+                        file=_file_ref(f), uploaded_by=f.uploaded_by, created_at=f.created_at
+                    )
+                    for f in case.files
+                ],
+            )
+
+    def case_status(self, case_id: str) -> CaseStatus:
+        with self.session() as s:
+            case = s.get(Case, case_id)
+            if case is None:
+                raise UnknownCase(case_id)
+            return CaseStatus(case.status)
+
+    def chat(self, case_id: str) -> list[views.ChatMessageView]:
+        with self.session() as s:
+            rows = s.scalars(
+                select(ChatMessage)
+                .where(ChatMessage.case_id == case_id)
+                .options(selectinload(ChatMessage.attachments))
+                .order_by(ChatMessage.id)
+            ).all()
+            return [
+                views.ChatMessageView(
+                    id=m.id,
+                    case_id=m.case_id,
+                    kind=m.kind,
+                    author_user_id=m.author_user_id,
+                    body=m.body,
+                    attachments=[_file_ref(a) for a in m.attachments],
+                    created_at=m.created_at,
+                )
+                for m in rows
+            ]
+
+    def tasks(
+        self,
+        *,
+        case_id: str | None = None,
+        assignee_party_id: str | None = None,
+        status: str | None = None,
+    ) -> list[views.TaskRecordView]:
+        with self.session() as s:
+            query = select(ClientTask)
+            if case_id:
+                query = query.where(ClientTask.case_id == case_id)
+            if assignee_party_id:
+                query = query.where(ClientTask.assignee_party_id == assignee_party_id)
+            if status:
+                query = query.where(ClientTask.status == status)
+            return [_task_view(t) for t in s.scalars(query.order_by(ClientTask.id)).all()]
+
+    def status_history(self, case_id: str) -> list[views.StatusChangeView]:
+        with self.session() as s:
+            rows = s.scalars(
+                select(StatusChange)
+                .where(StatusChange.case_id == case_id)
+                .order_by(StatusChange.id)
+            ).all()
+            return [
+                views.StatusChangeView(
+                    case_id=r.case_id,
+                    from_status=CaseStatus(r.from_status) if r.from_status else None,
+                    to_status=CaseStatus(r.to_status),
+                    close_code=CloseCode(r.close_code) if r.close_code else None,
+                    changed_by=r.changed_by,
+                    created_at=r.created_at,
+                )
+                for r in rows
+            ]
+
+    def emails(self, case_id: str | None = None) -> list[views.EmailView]:
+        with self.session() as s:
+            query = select(Email)
+            if case_id:
+                query = query.where(Email.case_id == case_id)
+            return [_email_view(e) for e in s.scalars(query.order_by(Email.id)).all()]
+
+
+def _add_note(
+    s: Session, case_id: str, note: str | None, idempotency_key: str, at: datetime
+) -> None:
+    """A system note in the case chat, written in the same transaction as what it reports."""
+    if note:
+        s.add(
+            ChatMessage(
+                case_id=case_id,
+                kind="system",
+                author_user_id=None,
+                body=note,
+                idempotency_key=f"{idempotency_key}:note",
+                created_at=at,
+            )
+        )
+
+
+def _file_ref(row: CaseFile | ChatAttachment) -> FileRef:
+    return FileRef(
+        sha256=row.sha256, filename=row.filename, content_type=row.content_type, size=row.size
+    )
+
+
+def _party_view(p: Party) -> views.PartyView:
+    return views.PartyView(
+        id=p.id,
+        kind=p.kind,
+        name=p.name,
+        email=p.email,
+        country=p.country,
+        subdivision=p.subdivision,
+        time_zone=p.time_zone,
+    )
+
+
+def _case_summary(case: Case, client: Party) -> views.CaseSummaryView:
+    return views.CaseSummaryView(
+        id=case.id,
+        reference=case.reference,
+        client_id=case.client_id,
+        client_name=client.name,
+        partner_id=case.partner_id,
+        status=CaseStatus(case.status),
+        close_code=CloseCode(case.close_code) if case.close_code else None,
+        amount_minor=case.amount_minor,
+        currency=case.currency,
+        created_at=case.created_at,
+        updated_at=case.updated_at,
+    )
+
+
+def _task_view(t: ClientTask) -> views.TaskRecordView:
+    return views.TaskRecordView(
+        id=t.id,
+        case_id=t.case_id,
+        request_id=t.request_id,
+        assignee_party_id=t.assignee_party_id,
+        title=t.title,
+        due_at=t.due_at,
+        status=t.status,
+        created_at=t.created_at,
+        closed_at=t.closed_at,
+    )
+
+
+def _email_view(e: Email) -> views.EmailView:
+    return views.EmailView(
+        id=e.id,
+        case_id=e.case_id,
+        to_email=e.to_email,
+        to_name=e.to_name,
+        subject=e.subject,
+        body=e.body,
+        transport=e.transport,
+        status=e.status,
+        provider_message_id=e.provider_message_id,
+        error=e.error,
+        created_at=e.created_at,
+        sent_at=e.sent_at,
+    )

@@ -1,0 +1,79 @@
+"""The worker: runs InfoRequestWorkflow and its activities on the `info-requests` task queue.
+
+python worker.py        (connection from temporalio.envconfig; stores from config.Settings)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.info_request import InfoRequestActivities
+from config import Settings
+from mail.mailer import Mailer
+from mail.sendgrid_transport import SendGridTransport
+from starter.connection import connect
+from store.cases import CaseStore
+from store.files import FileStore
+from workflows import TASK_QUEUE
+from workflows.info_request import InfoRequestWorkflow
+
+# Activities are blocking (SQLAlchemy, the SendGrid library), so they run in threads.
+ACTIVITY_THREADS = 32
+
+
+def build_activities(settings: Settings, store: CaseStore | None = None) -> InfoRequestActivities:
+    store = store or CaseStore.from_url(settings.database_url)
+    sendgrid = (
+        SendGridTransport(
+            settings.sendgrid_api_key,
+            from_email=settings.mail_from,
+            from_name=settings.mail_from_name,
+            host=settings.sendgrid_host,
+        )
+        if settings.sendgrid_api_key
+        else None
+    )
+    return InfoRequestActivities(
+        store,
+        FileStore(settings.file_store_dir, settings.max_file_bytes),
+        Mailer(store, sendgrid),
+    )
+
+
+def build_worker(
+    client: Client,
+    activities: InfoRequestActivities,
+    executor: ThreadPoolExecutor,
+    task_queue: str = TASK_QUEUE,
+) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[InfoRequestWorkflow],
+        activities=activities.all(),
+        activity_executor=executor,
+        max_concurrent_activities=ACTIVITY_THREADS,
+        max_concurrent_local_activities=ACTIVITY_THREADS,
+    )
+
+
+async def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = Settings.from_env()
+    activities = build_activities(settings)
+    client = await connect()
+    with ThreadPoolExecutor(ACTIVITY_THREADS) as executor:
+        worker = build_worker(client, activities, executor)
+        logging.getLogger(__name__).info(
+            "worker on task queue %s (email: %s)", TASK_QUEUE, activities.mailer.transport_name
+        )
+        await worker.run()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
