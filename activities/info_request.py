@@ -9,8 +9,10 @@ case and the rule; everything else is retried by Temporal.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 from temporalio import activity
@@ -256,7 +258,7 @@ class InfoRequestActivities:
             )
         )
 
-    def all(self) -> list[object]:
+    def all(self) -> list[Callable[..., Any]]:
         return [
             self.set_case_status,
             self.post_chat_message,

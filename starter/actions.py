@@ -79,7 +79,8 @@ async def request_info(
             "it before asking again",
         ) from e
     try:
-        return await handle.execute_update(InfoRequestWorkflow.opened)
+        state: RequestState = await handle.execute_update("opened", result_type=RequestState)
+        return state
     except WorkflowUpdateFailedError as e:
         raise _refusal(e.cause, request.case_id) from e
     except RPCError as e:
@@ -107,7 +108,10 @@ async def decide(client: Client, case_id: str, decision: Decision) -> RequestSum
     summary once the status has changed. RequestError with the rule if refused."""
     handle = client.get_workflow_handle(info_request_workflow_id(case_id))
     try:
-        return await handle.execute_update(InfoRequestWorkflow.decide, decision)
+        summary: RequestSummary = await handle.execute_update(
+            "decide", decision, result_type=RequestSummary
+        )
+        return summary
     except WorkflowUpdateFailedError as e:
         raise _refusal(e.cause, case_id) from e
     except RPCError as e:

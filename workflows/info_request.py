@@ -328,13 +328,14 @@ class InfoRequestWorkflow:
             rejection = _application_error(e)
             if rejection is None or rejection.type != "EmailRejected":
                 raise
+            reason = rejection.message
             await self._step(
                 InfoRequestActivities.post_chat_message,
                 PostMessageInput(
                     case_id=request.case_id,
                     kind="system",
                     author_user_id=None,
-                    body=f"An email could not be delivered: {e.cause.message}",
+                    body=f"An email could not be delivered: {reason}",
                     idempotency_key=f"{request.request_id}:{step}:failed",
                 ),
                 "Tell the partner an email was rejected",

@@ -1,0 +1,1 @@
+"""Activities: the I/O steps of the workflows."""
