@@ -67,6 +67,12 @@ class CreateTaskInput(_Input):
     idempotency_key: str
 
 
+class ClientTaskCreated(_Input):
+    task: TaskView
+    client_country: str  # for the ClientCountry search attribute
+    partner_id: str
+
+
 class CloseTaskInput(_Input):
     case_id: str
     task_key: str
@@ -142,7 +148,7 @@ class InfoRequestActivities:
             raise _refuse(e, "FileMissing") from e
 
     @activity.defn(name="create_client_task")
-    def create_client_task(self, step: CreateTaskInput) -> TaskView:
+    def create_client_task(self, step: CreateTaskInput) -> ClientTaskCreated:
         """Compute the deadline once (so a replay never moves it) and create the task."""
         try:
             case, client, _partner = self.store.case_parties(step.case_id)
@@ -168,12 +174,14 @@ class InfoRequestActivities:
             idempotency_key=step.idempotency_key,
             note=f"Task created for {client.name}: reply by {due_text}.",
         )
-        return TaskView(
+        view = TaskView(
             task_id=step.idempotency_key,
             due_at=task.due_at,
             due_local=templates.local_time_text(task.due_at, client.time_zone),
             outcome=TaskOutcome(task.status),
         )
+        return ClientTaskCreated(task=view, client_country=client.country,
+                                 partner_id=case.partner_id)
 
     @activity.defn(name="close_client_task")
     def close_client_task(self, step: CloseTaskInput) -> TaskOutcome:

@@ -25,6 +25,7 @@ from devstack.demo import load_demo
 from starter.connection import connect
 from store.migrate import upgrade
 from worker import ACTIVITY_THREADS, build_activities, build_worker
+from workflows.search_attributes import dev_server_flags
 
 log = logging.getLogger("devstack")
 
@@ -49,6 +50,7 @@ def start_dev_server(data_dir: Path) -> subprocess.Popen[bytes]:
         str(UI_PORT),
         "--log-level",
         "warn",
+        *dev_server_flags(),
     ]
     return subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
 

@@ -12,16 +12,23 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+import workflows.search_attributes as sa
 from domain.ids import info_request_workflow_id
 from domain.models import (
     ClientReply,
     Decision,
     FileRef,
     InfoRequestInput,
+    Phase,
     RequestedItem,
     RequestState,
     RequestSummary,
@@ -71,6 +78,14 @@ async def request_info(
             task_queue=task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(sa.CASE_ID, request.case_id),
+                    SearchAttributePair(sa.INFO_REQUEST_PHASE, Phase.OPENING.value),
+                ]
+            ),
+            static_summary=f"Info request on case {request.case_id}: {len(request.items)} item(s)",
+            static_details=_static_details(request),
         )
     except WorkflowAlreadyStartedError as e:
         raise RequestError(
@@ -129,6 +144,17 @@ async def get_state(client: Client, case_id: str) -> RequestState:
         if e.status is RPCStatusCode.NOT_FOUND:
             raise RequestError("no_request", f"case {case_id} has no info request") from e
         raise
+
+
+def _static_details(request: InfoRequestInput) -> str:
+    """What the operator sees in the Web UI: IDs and item kinds only, no free text (the
+    reasons and message may name the debtor)."""
+    kinds = "\n".join(f"- {item.kind.value}" for item in request.items)
+    return (
+        f"**Case** {request.case_id}  \n**Request** {request.request_id}  \n"
+        f"**Requested by** {request.partner_user_id}  \n"
+        f"**Attachments** {len(request.attachments)}\n\n**Items**\n{kinds}"
+    )
 
 
 def _refusal(cause: BaseException | None, case_id: str) -> RequestError:

@@ -26,6 +26,7 @@ from store.migrate import upgrade
 from store.views import PartyView
 from tests.postgres import create_database, postgres_server
 from worker import ACTIVITY_THREADS, build_worker
+from workflows.search_attributes import register_search_attributes
 
 PARTNER = PartyView(
     id="P-TEST",
@@ -141,6 +142,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=test_server_path(), data_converter=pydantic_data_converter
     )
+    await register_search_attributes(env.client)
     yield env
     await env.shutdown()
 

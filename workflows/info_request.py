@@ -20,10 +20,11 @@ from typing import Any, TypeVar
 
 import pydantic
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    import workflows.search_attributes as sa
     from activities.info_request import (
         CloseTaskInput,
         CreateTaskInput,
@@ -109,7 +110,7 @@ class InfoRequestWorkflow:
             ),
             "Post the request in the case chat",
         )
-        self._task = await self._step(
+        created = await self._step(
             InfoRequestActivities.create_client_task,
             CreateTaskInput(
                 case_id=request.case_id,
@@ -121,6 +122,7 @@ class InfoRequestWorkflow:
             ),
             "Create the client's task with its deadline",
         )
+        self._task = created.task
         await self._email(
             EmailKind.INFO_REQUESTED,
             "open:email",
@@ -130,6 +132,13 @@ class InfoRequestWorkflow:
         )
 
         self._phase = Phase.WAITING_FOR_CLIENT
+        self._publish(
+            sa.CASE_ID.value_set(request.case_id),
+            sa.CLIENT_DEADLINE.value_set(self._task.due_at),
+            sa.CLIENT_COUNTRY.value_set(created.client_country),
+            sa.PARTNER_ID.value_set(created.partner_id),
+        )
+        _metrics().opened.add(1)
         until_deadline = max(self._task.due_at - workflow.now(), timedelta(0))
         try:
             await workflow.wait_condition(
@@ -143,9 +152,11 @@ class InfoRequestWorkflow:
                 await self._close_task(TaskOutcome.CANCELLED)
         except TimeoutError:
             await self._close_task(TaskOutcome.EXPIRED)
+            _metrics().expired.add(1)
             await self._email(EmailKind.REQUEST_EXPIRED, "expired:email", due_at=self._task.due_at)
 
         self._phase = Phase.WAITING_FOR_DECISION
+        self._publish()
         while True:
             await workflow.wait_condition(
                 lambda: bool(self._unrecorded_replies) or self._decision is not None
@@ -187,6 +198,8 @@ class InfoRequestWorkflow:
             decided_at=workflow.now(),
         )
         self._phase = Phase.DONE
+        self._publish()
+        _metrics().decisions.add(1, {"outcome": decision.outcome.value})
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._summary
 
@@ -258,6 +271,40 @@ class InfoRequestWorkflow:
             decision=self._decision,
         )
 
+    # ---- what operators see ----------------------------------------------------------------
+
+    def _publish(self, *extra: SearchAttributeUpdate[Any]) -> None:
+        """Upsert the search attributes that changed and say what the run waits for. Only
+        IDs, codes and dates: no personal data reaches Temporal's visibility store."""
+        workflow.upsert_search_attributes(
+            [
+                sa.CASE_STATUS.value_set(self._case_status.value),
+                sa.INFO_REQUEST_PHASE.value_set(self._phase.value),
+                *extra,
+            ]
+        )
+        workflow.set_current_details(self._current_details())
+
+    def _current_details(self) -> str:
+        case = self._request.case_id
+        match self._phase:
+            case Phase.OPENING:
+                return f"Opening the request on case {case}"
+            case Phase.WAITING_FOR_CLIENT:
+                due = self._task.due_at.isoformat() if self._task else "?"
+                return (
+                    f"Waiting for the client's reply (signal `client_reply`) or the deadline "
+                    f"{due} UTC; a `decide` update with a close ends the wait"
+                )
+            case Phase.WAITING_FOR_DECISION:
+                outcome = self._task.outcome.value if self._task else "?"
+                return (
+                    f"Task {outcome}; waiting for the partner's decision (update `decide`: "
+                    "accept, or close with a close code)"
+                )
+            case Phase.DONE:
+                return f"Done: case {case} is {self._case_status.value}"
+
     # ---- steps --------------------------------------------------------------------------------
 
     async def _step(self, activity: Callable[[Any, Any], T], arg: Any, summary: str) -> T:
@@ -292,8 +339,12 @@ class InfoRequestWorkflow:
                     attachments=len(reply.attachments),
                 )
             )
+            _metrics().replies.add(1)
             if self._task is not None and self._task.outcome is TaskOutcome.OPEN:
                 await self._close_task(TaskOutcome.REPLIED)
+                _metrics().time_to_reply.record(
+                    int((received_at - workflow.info().start_time).total_seconds())
+                )
             await self._email(
                 EmailKind.CLIENT_REPLIED, f"reply:{reply.reply_id}:email", replied_at=received_at
             )
@@ -340,6 +391,28 @@ class InfoRequestWorkflow:
                 ),
                 "Tell the partner an email was rejected",
             )
+
+
+class _Metrics:
+    """Our own metrics (beside the SDK's), emitted by the worker; silent during replay."""
+
+    def __init__(self) -> None:
+        meter = workflow.metric_meter()
+        self.opened = meter.create_counter("info_requests_opened", "Info requests opened")
+        self.replies = meter.create_counter("info_request_replies", "Client replies recorded")
+        self.expired = meter.create_counter(
+            "info_request_expiries", "Client tasks that expired without a reply"
+        )
+        self.decisions = meter.create_counter(
+            "info_request_decisions", "Decisions, by outcome (accept or close)"
+        )
+        self.time_to_reply = meter.create_histogram(
+            "info_request_time_to_reply", "From the request to the client's first reply", "s"
+        )
+
+
+def _metrics() -> _Metrics:
+    return _Metrics()
 
 
 def _application_error(error: BaseException) -> ApplicationError | None:
