@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         SendEmailInput,
         SetStatusInput,
     )
+    from domain.ids import reply_message_key
     from domain.models import (
         CaseStatus,
         ClientReply,
@@ -328,7 +329,7 @@ class InfoRequestWorkflow:
                     author_user_id=reply.client_user_id,
                     body=reply.message,
                     attachments=list(reply.attachments),
-                    idempotency_key=f"{request.request_id}:reply:{reply.reply_id}",
+                    idempotency_key=reply_message_key(request.case_id, reply.reply_id),
                 ),
                 "Post the client's reply in the case chat",
             )
