@@ -10,7 +10,7 @@ case and the rule; everything else is retried by Temporal.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -31,7 +31,7 @@ from domain.models import (
 from mail import templates
 from mail.mailer import EmailOutcome, Mailer
 from mail.message import OutgoingEmail
-from store.cases import CaseStore, UnknownCase, UnknownTask
+from store.cases import CaseStore, RequestIdReused, RequestRecord, UnknownCase, UnknownTask
 from store.files import FileMissing, FileStore
 
 BUSINESS_DAYS_TO_REPLY = 2
@@ -41,12 +41,22 @@ class _Input(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class OpenRequest(_Input):
+    """What the status change that opens a request records with it."""
+
+    request_id: str
+    requested_at: datetime
+    items: list[RequestedItem]
+    attachments: list[FileRef] = []
+
+
 class SetStatusInput(_Input):
     case_id: str
     new_status: CaseStatus
     close_code: CloseCode | None = None
     changed_by: str
     idempotency_key: str
+    opens: OpenRequest | None = None
 
 
 class PostMessageInput(_Input):
@@ -56,6 +66,9 @@ class PostMessageInput(_Input):
     body: str
     attachments: list[FileRef] = []
     idempotency_key: str
+    # A client's reply is never refused for a file that did not arrive: it is posted without
+    # it, with a line saying so. A partner's request is refused before anything changes.
+    drop_missing_attachments: bool = False
 
 
 class CreateTaskInput(_Input):
@@ -116,7 +129,18 @@ class InfoRequestActivities:
         note = f"Status changed to {STATUS_LABELS[step.new_status]}"
         if step.close_code:
             note += f" (close code: {step.close_code.value})"
+        opens = None
+        if step.opens is not None:
+            opens = RequestRecord(
+                request_id=step.opens.request_id,
+                run_id=activity.info().workflow_run_id or "",
+                requested_by=step.changed_by,
+                items=[item.model_dump(mode="json") for item in step.opens.items],
+                requested_at=step.opens.requested_at,
+            )
         try:
+            if step.opens is not None:
+                self.files.check(step.opens.attachments)
             return self.store.change_status(
                 case_id=step.case_id,
                 new_status=step.new_status,
@@ -124,22 +148,35 @@ class InfoRequestActivities:
                 changed_by=step.changed_by,
                 idempotency_key=step.idempotency_key,
                 note=f"{note}, by {step.changed_by}.",
+                opens=opens,
             )
         except UnknownCase as e:
             raise _refuse(e, "UnknownCase") from e
         except TransitionError as e:
             raise _refuse(e, "InvalidTransition") from e
+        except RequestIdReused as e:
+            raise _refuse(e, "RequestIdReused") from e
+        except FileMissing as e:
+            raise _refuse(e, "FileMissing") from e
 
     @activity.defn(name="post_chat_message")
     def post_chat_message(self, step: PostMessageInput) -> int:
+        attachments, body = list(step.attachments), step.body
+        if step.drop_missing_attachments:
+            missing = [ref for ref in attachments if not self.files.exists(ref.sha256)]
+            attachments = [ref for ref in attachments if ref not in missing]
+            body += "".join(
+                f"\n\n[Attachment {ref.filename!r} did not arrive; please upload it again.]"
+                for ref in missing
+            )
         try:
-            self.files.check(step.attachments)
+            self.files.check(attachments)
             return self.store.post_message(
                 case_id=step.case_id,
                 kind=step.kind,
                 author_user_id=step.author_user_id,
-                body=step.body,
-                attachments=step.attachments,
+                body=body,
+                attachments=attachments,
                 idempotency_key=step.idempotency_key,
             )
         except UnknownCase as e:
@@ -159,13 +196,6 @@ class InfoRequestActivities:
         except CalendarError as e:
             raise _refuse(e, "InvalidClientCalendar") from e
         due_text = templates.local_time_text(due_at, client.time_zone)
-        self.store.record_request(
-            request_id=step.request_id,
-            case_id=step.case_id,
-            requested_by=step.requested_by,
-            items=[item.model_dump(mode="json") for item in step.items],
-            requested_at=step.requested_at,
-        )
         task = self.store.create_task(
             case_id=step.case_id,
             request_id=step.request_id,
@@ -176,12 +206,13 @@ class InfoRequestActivities:
         )
         view = TaskView(
             task_id=step.idempotency_key,
-            due_at=task.due_at,
+            due_at=task.due_at.astimezone(UTC),
             due_local=templates.local_time_text(task.due_at, client.time_zone),
             outcome=TaskOutcome(task.status),
         )
-        return ClientTaskCreated(task=view, client_country=client.country,
-                                 partner_id=case.partner_id)
+        return ClientTaskCreated(
+            task=view, client_country=client.country, partner_id=case.partner_id
+        )
 
     @activity.defn(name="close_client_task")
     def close_client_task(self, step: CloseTaskInput) -> TaskOutcome:

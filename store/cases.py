@@ -44,6 +44,25 @@ class UnknownTask(LookupError):
     pass
 
 
+class RequestIdReused(ValueError):
+    def __init__(self, request_id: str) -> None:
+        super().__init__(
+            f"request ID {request_id!r} was already used by another request; every request "
+            "needs a fresh ID"
+        )
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """The request a status change opens, recorded in the same transaction."""
+
+    request_id: str
+    run_id: str
+    requested_by: str
+    items: list[dict[str, Any]]
+    requested_at: datetime
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -162,20 +181,44 @@ class CaseStore:
         changed_by: str,
         idempotency_key: str,
         note: str | None = None,
+        opens: RequestRecord | None = None,
     ) -> CaseStatus:
-        """Move the case along the lifecycle; a repeated key returns the earlier result."""
+        """Move the case along the lifecycle; a repeated key returns the earlier result.
+
+        With `opens`, the same transaction records the request it opens; a request ID that
+        another run (or case) already used is refused rather than mistaken for a retry."""
         try:
             with self.session() as s:
+                case = s.get(Case, case_id, with_for_update=True)  # same-key attempts queue here
                 done = s.scalar(
                     select(StatusChange).where(StatusChange.idempotency_key == idempotency_key)
                 )
+                earlier = s.get(InfoRequest, opens.request_id) if opens else None
+                if (
+                    opens is not None
+                    and earlier is not None
+                    and (earlier.run_id != opens.run_id or earlier.case_id != case_id)
+                ):
+                    raise RequestIdReused(opens.request_id)
                 if done is not None:
+                    if done.case_id != case_id:
+                        raise RequestIdReused(idempotency_key)
                     return CaseStatus(done.to_status)
-                case = s.get(Case, case_id, with_for_update=True)
                 if case is None:
                     raise UnknownCase(case_id)
                 current = CaseStatus(case.status)
                 check_transition(case_id, current, new_status, close_code)
+                if opens is not None:
+                    s.add(
+                        InfoRequest(
+                            id=opens.request_id,
+                            case_id=case_id,
+                            run_id=opens.run_id,
+                            requested_by=opens.requested_by,
+                            items=opens.items,
+                            requested_at=opens.requested_at,
+                        )
+                    )
                 now = utcnow()
                 case.status = new_status.value
                 case.close_code = close_code.value if close_code else None
@@ -244,30 +287,6 @@ class CaseStore:
                 if found is None:
                     raise
                 return found
-
-    def record_request(
-        self,
-        *,
-        request_id: str,
-        case_id: str,
-        requested_by: str,
-        items: list[dict[str, Any]],
-        requested_at: datetime,
-    ) -> None:
-        try:
-            with self.session() as s:
-                if s.get(InfoRequest, request_id) is None:
-                    s.add(
-                        InfoRequest(
-                            id=request_id,
-                            case_id=case_id,
-                            requested_by=requested_by,
-                            items=items,
-                            requested_at=requested_at,
-                        )
-                    )
-        except IntegrityError:
-            pass  # the same request recorded by a concurrent attempt
 
     def create_task(
         self,

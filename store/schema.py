@@ -134,6 +134,7 @@ class InfoRequest(Base):
     __tablename__ = "info_requests"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    run_id: Mapped[str] = mapped_column(String(64))  # the run that opened it
     requested_by: Mapped[str] = mapped_column(String(64))
     items: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime())

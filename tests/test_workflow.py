@@ -22,6 +22,7 @@ from domain.models import (
     CloseCode,
     Decision,
     DecisionOutcome,
+    FileRef,
     InfoRequestInput,
     ItemKind,
     Phase,
@@ -369,3 +370,74 @@ async def test_reply_to_a_closed_request_is_refused(stack: Stack) -> None:
     with pytest.raises(starter.RequestError) as none:
         await starter.send_client_reply(stack.client, "C-NEVER-ASKED", reply())
     assert none.value.code == "no_request"
+
+
+async def test_request_with_a_file_not_in_the_store_is_refused_and_nothing_changes(
+    stack: Stack,
+) -> None:
+    case_id = add_case(stack.store)
+    stored = stack.files.put_bytes(
+        b"%PDF-1.4 example", filename="example.pdf", content_type="application/pdf"
+    )
+    missing = FileRef(
+        sha256="0" * 64, filename="never-uploaded.pdf", content_type="application/pdf", size=10
+    )
+    request = starter.new_request(
+        case_id=case_id,
+        partner_user_id=PARTNER_USER,
+        items=ITEMS,
+        message="See the examples.",
+        attachments=[stored, missing],
+    )
+    with pytest.raises(starter.RequestError) as refused:
+        await starter.request_info(stack.client, request, task_queue=stack.task_queue)
+    assert refused.value.code == "file_missing"
+    assert "0" * 64 in refused.value.message
+    assert stack.store.case_status(case_id) is CaseStatus.PENDING_VERIFICATION
+    assert len(stack.store.chat(case_id)) == 0 and stack.store.tasks(case_id=case_id) == []
+
+    # With only the stored file, the request opens and the file is in the chat.
+    request = starter.new_request(
+        case_id=case_id,
+        partner_user_id=PARTNER_USER,
+        items=ITEMS,
+        message="See the example.",
+        attachments=[stored],
+    )
+    await starter.request_info(stack.client, request, task_queue=stack.task_queue)
+    [message] = [m for m in stack.store.chat(case_id) if m.kind == "message"]
+    assert message.attachments == [stored]
+
+
+async def test_a_reused_request_id_is_refused_not_taken_for_a_retry(stack: Stack) -> None:
+    first_case, second_case = add_case(stack.store), add_case(stack.store)
+    first = request_for(first_case)
+    await starter.request_info(stack.client, first, task_queue=stack.task_queue)
+    reused = first.model_copy(update={"case_id": second_case})
+    with pytest.raises(starter.RequestError) as refused:
+        await starter.request_info(stack.client, reused, task_queue=stack.task_queue)
+    assert refused.value.code == "request_id_reused"
+    assert stack.store.case_status(second_case) is CaseStatus.PENDING_VERIFICATION
+
+
+async def test_a_reply_whose_file_did_not_arrive_still_closes_the_task(stack: Stack) -> None:
+    case_id = add_case(stack.store)
+    await starter.request_info(stack.client, request_for(case_id), task_queue=stack.task_queue)
+    kept = stack.files.put_bytes(b"delivery note", filename="note.txt", content_type="text/plain")
+    lost = FileRef(sha256="f" * 64, filename="contract.pdf", content_type="application/pdf", size=1)
+    await starter.send_client_reply(
+        stack.client,
+        case_id,
+        ClientReply(
+            reply_id="r-files",
+            client_user_id=CLIENT_USER,
+            message="Two files attached.",
+            attachments=[kept, lost],
+        ),
+    )
+    await wait_for(
+        lambda: stack.store.tasks(case_id=case_id)[0].status == "replied", "the task to close"
+    )
+    [client_message] = [m for m in stack.store.chat(case_id) if m.author_user_id == CLIENT_USER]
+    assert client_message.attachments == [kept]
+    assert "'contract.pdf' did not arrive" in client_message.body

@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         CreateTaskInput,
         EmailKind,
         InfoRequestActivities,
+        OpenRequest,
         PostMessageInput,
         SendEmailInput,
         SetStatusInput,
@@ -90,6 +91,12 @@ class InfoRequestWorkflow:
                     new_status=CaseStatus.MORE_INFO_REQUIRED,
                     changed_by=request.partner_user_id,
                     idempotency_key=f"{key}:open:status",
+                    opens=OpenRequest(
+                        request_id=key,
+                        requested_at=requested_at,
+                        items=list(request.items),
+                        attachments=list(request.attachments),
+                    ),
                 ),
                 "Set the case to More Info Required",
             )
@@ -188,6 +195,7 @@ class InfoRequestWorkflow:
             close_code=decision.close_code,
             note=decision.note,
         )
+        await self._record_replies()  # any that arrived while the decision was applied
         self._summary = RequestSummary(
             request_id=key,
             case_id=request.case_id,
@@ -330,6 +338,7 @@ class InfoRequestWorkflow:
                     body=reply.message,
                     attachments=list(reply.attachments),
                     idempotency_key=reply_message_key(request.case_id, reply.reply_id),
+                    drop_missing_attachments=True,
                 ),
                 "Post the client's reply in the case chat",
             )

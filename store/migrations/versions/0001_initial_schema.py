@@ -143,6 +143,7 @@ def upgrade() -> None:
         "info_requests",
         sa.Column("id", sa.String(length=64), nullable=False),
         sa.Column("case_id", sa.String(length=64), nullable=False),
+        sa.Column("run_id", sa.String(length=64), nullable=False),
         sa.Column("requested_by", sa.String(length=64), nullable=False),
         sa.Column("items", sa.JSON(), nullable=False),
         sa.Column("requested_at", store.schema.UTCDateTime(timezone=True), nullable=False),
