@@ -60,12 +60,13 @@ class Mailer:
                     "email %s: an earlier attempt died mid-send; not sending again",
                     email.idempotency_key,
                 )
-                self.store.update_email(
+                row = self.store.update_email(
                     email.idempotency_key,
                     status="unconfirmed",
                     error="an earlier attempt died while sending",
+                    only_if_status="sending",
                 )
-                return EmailOutcome(status="unconfirmed", transport=row.transport)
+                return EmailOutcome(status=row.status, transport=row.transport)
             # retrying: SendGrid refused the earlier attempt, so nothing went out yet
             self.store.update_email(email.idempotency_key, status="sending", new_attempt=True)
         if self.sendgrid is None:

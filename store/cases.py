@@ -409,13 +409,18 @@ class CaseStore:
         error: str | None = None,
         provider_message_id: str | None = None,
         new_attempt: bool = False,
+        only_if_status: str | None = None,
     ) -> views.EmailView:
+        """Change an email row; with `only_if_status`, only while it still has that status
+        (an attempt running alongside may have finished it meanwhile)."""
         with self.session() as s:
             row = s.scalar(
                 select(Email).where(Email.idempotency_key == idempotency_key).with_for_update()
             )
             if row is None:
                 raise LookupError(f"no email with key {idempotency_key!r}")
+            if only_if_status is not None and row.status != only_if_status:
+                return _email_view(row)
             row.status = status
             row.error = error
             if provider_message_id is not None:
