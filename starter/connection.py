@@ -1,4 +1,5 @@
-"""One way to reach Temporal for every process: `temporalio.envconfig` plus our data converter.
+"""One way to reach Temporal for every process: `temporalio.envconfig` plus our data converter
+(Pydantic JSON, AES-GCM encrypted: `codec.converter`, keys from PAYLOAD_KEYS).
 
 TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS* or a TOML profile
 (TEMPORAL_CONFIG_FILE / TEMPORAL_PROFILE) choose the cluster; nothing here names a host.
@@ -7,8 +8,9 @@ TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS* or a TOML 
 from __future__ import annotations
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
+
+from codec.converter import data_converter
 
 DEFAULT_ADDRESS = "localhost:7233"
 
@@ -16,4 +18,4 @@ DEFAULT_ADDRESS = "localhost:7233"
 async def connect() -> Client:
     config = ClientConfig.load_client_connect_config()
     config.setdefault("target_host", DEFAULT_ADDRESS)
-    return await Client.connect(**config, data_converter=pydantic_data_converter)
+    return await Client.connect(**config, data_converter=data_converter())

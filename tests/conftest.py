@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.info_request import InfoRequestActivities
+from codec.converter import data_converter_for
+from codec.keys import KeyRing
 from devstack.binaries import test_server_path
 from mail.mailer import Mailer
 from mail.sendgrid_transport import SendGridTransport
@@ -135,12 +137,26 @@ def make_activities(
     return InfoRequestActivities(store, files, Mailer(store, sendgrid))
 
 
+@pytest.fixture(scope="session")
+def payload_key_ring() -> KeyRing:
+    """A random payload encryption key for the session (never the dev key file)."""
+    return KeyRing.generate("test-key")
+
+
+@pytest.fixture(scope="session")
+def test_data_converter(payload_key_ring: KeyRing) -> DataConverter:
+    """The service's converter (codec.converter) on the test key ring."""
+    return data_converter_for(payload_key_ring)
+
+
 @pytest.fixture
-async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+async def time_skipping_env(
+    test_data_converter: DataConverter,
+) -> AsyncIterator[WorkflowEnvironment]:
     """A fresh server per test: runs left waiting by another test (whose worker is gone)
     would hold the clock still."""
     env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=test_server_path(), data_converter=pydantic_data_converter
+        test_server_existing_path=test_server_path(), data_converter=test_data_converter
     )
     await register_search_attributes(env.client)
     yield env

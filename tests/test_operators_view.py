@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
@@ -34,8 +33,9 @@ MESSAGE = f"Please send the contract signed by {DEBTOR}."
 
 
 @pytest.fixture(scope="module")
-def converter() -> DataConverter:
-    return pydantic_data_converter
+def converter(test_data_converter: DataConverter) -> DataConverter:
+    """The service's converter: payloads, summaries and details are encrypted."""
+    return test_data_converter
 
 
 @pytest.fixture(scope="module")
