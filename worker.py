@@ -14,6 +14,7 @@ from temporalio.worker import Worker
 
 from activities.info_request import InfoRequestActivities
 from config import Settings
+from devstack.metrics import metrics_runtime
 from mail.mailer import Mailer
 from mail.sendgrid_transport import SendGridTransport
 from starter.connection import connect
@@ -66,7 +67,7 @@ async def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = Settings.from_env()
     activities = build_activities(settings)
-    client = await connect()
+    client = await connect(runtime=metrics_runtime())
     with ThreadPoolExecutor(ACTIVITY_THREADS) as executor:
         worker = build_worker(client, activities, executor)
         logging.getLogger(__name__).info(

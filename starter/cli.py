@@ -31,6 +31,7 @@ from temporalio.envconfig import ClientConfig
 from temporalio.service import RPCError, RPCStatusCode
 
 import starter
+from codec.keys import KeyRingError
 from config import Settings
 from domain.models import (
     CaseStatus,
@@ -283,6 +284,8 @@ async def cmd_state(args: argparse.Namespace) -> Output:
 async def _connect() -> Client:
     try:
         return await asyncio.wait_for(starter.connect(), TEMPORAL_WAIT_SECONDS)
+    except KeyRingError as e:
+        raise CliError(f"payload encryption keys: {e}") from e
     except (RuntimeError, TimeoutError) as e:
         raise Unreachable(
             f"cannot reach Temporal at {_temporal_address()}: is `make run` running (or "

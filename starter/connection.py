@@ -3,19 +3,28 @@
 
 TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS* or a TOML profile
 (TEMPORAL_CONFIG_FILE / TEMPORAL_PROFILE) choose the cluster; nothing here names a host.
+See docs/operations.md.
 """
 
 from __future__ import annotations
 
 from temporalio.client import Client
-from temporalio.envconfig import ClientConfig
+from temporalio.envconfig import ClientConfig, ClientConnectConfig
+from temporalio.runtime import Runtime
 
 from codec.converter import data_converter
 
 DEFAULT_ADDRESS = "localhost:7233"
 
 
-async def connect() -> Client:
+def connect_config() -> ClientConnectConfig:
+    """Where and how to connect, from the TOML profile and the environment (env wins)."""
     config = ClientConfig.load_client_connect_config()
     config.setdefault("target_host", DEFAULT_ADDRESS)
-    return await Client.connect(**config, data_converter=data_converter())
+    return config
+
+
+async def connect(runtime: Runtime | None = None) -> Client:
+    return await Client.connect(
+        **connect_config(), data_converter=data_converter(), runtime=runtime
+    )
