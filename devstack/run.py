@@ -26,6 +26,7 @@ from contextlib import suppress
 from pathlib import Path
 
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError
 
 from api.app import create_app
@@ -35,6 +36,7 @@ from codec.server import ALLOW_UI_ORIGIN_ENV, start_codec_server
 from config import Settings
 from devstack.binaries import dev_server_path
 from devstack.demo import USERS, load_demo
+from devstack.metrics import metrics_runtime
 from starter.connection import connect
 from store.migrate import upgrade
 from worker import ACTIVITY_THREADS, build_activities, build_worker
@@ -71,13 +73,13 @@ def start_dev_server(data_dir: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
 
 
-async def wait_for_server() -> Client:
+async def wait_for_server(runtime: Runtime | None) -> Client:
     """The dev server needs a moment to open its port; give up after STARTUP_SECONDS."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + STARTUP_SECONDS
     while True:
         try:
-            return await connect()
+            return await connect(runtime)
         except RuntimeError:
             if loop.time() > deadline:
                 raise
@@ -120,7 +122,7 @@ async def main() -> None:
             settings.data_dir / "temporal.log",
         )
     try:
-        client = await wait_for_server()
+        client = await wait_for_server(metrics_runtime())
         log.info(
             "Temporal Web UI: http://localhost:%d  (email: %s; read the outbox with "
             "`make cli ARGS=emails`)",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+import store.tokens  # noqa: F401  (its table joins Base.metadata, for autogenerate)
 from store.cases import make_engine
 from store.schema import Base
 
