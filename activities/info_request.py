@@ -22,19 +22,21 @@ from domain.deadlines import CalendarError, ClientCalendar, client_deadline
 from domain.lifecycle import STATUS_LABELS, TransitionError
 from domain.models import (
     CaseStatus,
+    ChecklistItem,
     CloseCode,
     FileRef,
     RequestedItem,
+    RequestOutcome,
+    RequestPolicy,
     TaskOutcome,
     TaskView,
 )
+from domain.reminders import latest_deadline, reminder_times
 from mail import templates
 from mail.mailer import EmailOutcome, Mailer
 from mail.message import OutgoingEmail
 from store.cases import CaseStore, RequestIdReused, RequestRecord, UnknownCase, UnknownTask
 from store.files import FileMissing, FileStore
-
-BUSINESS_DAYS_TO_REPLY = 2
 
 
 class _Input(BaseModel):
@@ -46,8 +48,15 @@ class OpenRequest(_Input):
 
     request_id: str
     requested_at: datetime
-    items: list[RequestedItem]
+    items: list[ChecklistItem]
     attachments: list[FileRef] = []
+
+
+class EndRequest(_Input):
+    """How the request ends, recorded with the status change that ends it (for metrics)."""
+
+    request_id: str
+    outcome: RequestOutcome
 
 
 class SetStatusInput(_Input):
@@ -57,6 +66,7 @@ class SetStatusInput(_Input):
     changed_by: str
     idempotency_key: str
     opens: OpenRequest | None = None
+    ends: EndRequest | None = None
 
 
 class PostMessageInput(_Input):
@@ -78,6 +88,25 @@ class CreateTaskInput(_Input):
     requested_at: datetime
     items: list[RequestedItem]
     idempotency_key: str
+    round: int = 1
+    policy: RequestPolicy = RequestPolicy()
+
+
+class MoveDeadlineInput(_Input):
+    case_id: str
+    task: TaskView
+    round_requested_at: datetime
+    new_due_at: datetime
+    requested_by: str
+    policy: RequestPolicy = RequestPolicy()
+
+
+class ChecklistInput(_Input):
+    case_id: str
+    request_id: str
+    items: list[ChecklistItem]
+    note: str | None
+    idempotency_key: str
 
 
 class ClientTaskCreated(_Input):
@@ -97,6 +126,10 @@ class EmailKind(StrEnum):
     CLIENT_REPLIED = "client_replied"
     REQUEST_EXPIRED = "request_expired"
     CASE_DECIDED = "case_decided"
+    FOLLOW_UP = "follow_up"
+    REMINDER = "reminder"
+    PARTNER_MESSAGES = "partner_messages"
+    REQUEST_WITHDRAWN = "request_withdrawn"
 
 
 class SendEmailInput(_Input):
@@ -110,6 +143,9 @@ class SendEmailInput(_Input):
     replied_at: datetime | None = None
     close_code: CloseCode | None = None
     note: str | None = None
+    checklist: list[ChecklistItem] = []
+    messages: list[str] = []
+    reminder_number: int = 0
 
 
 def _refuse(error: Exception, kind: str) -> ApplicationError:
@@ -149,6 +185,7 @@ class InfoRequestActivities:
                 idempotency_key=step.idempotency_key,
                 note=f"{note}, by {step.changed_by}.",
                 opens=opens,
+                ends_request=(step.ends.request_id, step.ends.outcome.value) if step.ends else None,
             )
         except UnknownCase as e:
             raise _refuse(e, "UnknownCase") from e
@@ -190,28 +227,82 @@ class InfoRequestActivities:
         try:
             case, client, _partner = self.store.case_parties(step.case_id)
             calendar = ClientCalendar(client.country, client.subdivision, client.time_zone)
-            due_at = client_deadline(step.requested_at, calendar, BUSINESS_DAYS_TO_REPLY)
+            due_at = client_deadline(
+                step.requested_at, calendar, step.policy.business_days_to_reply
+            )
         except UnknownCase as e:
             raise _refuse(e, "UnknownCase") from e
         except CalendarError as e:
             raise _refuse(e, "InvalidClientCalendar") from e
         due_text = templates.local_time_text(due_at, client.time_zone)
+        round_text = f" (round {step.round})" if step.round > 1 else ""
         task = self.store.create_task(
             case_id=step.case_id,
             request_id=step.request_id,
-            title=f"Send the information requested on case {case.reference}",
+            title=f"Send the information requested on case {case.reference}{round_text}",
             due_at=due_at,
             idempotency_key=step.idempotency_key,
-            note=f"Task created for {client.name}: reply by {due_text}.",
+            note=f"Task created for {client.name}{round_text}: reply by {due_text}.",
+            requested_at=step.requested_at,
         )
+        requested_at = task.requested_at or step.requested_at  # a retry keeps the first
         view = TaskView(
             task_id=step.idempotency_key,
             due_at=task.due_at.astimezone(UTC),
             due_local=templates.local_time_text(task.due_at, client.time_zone),
             outcome=TaskOutcome(task.status),
+            round=step.round,
+            reminders_at=[
+                t.astimezone(UTC)
+                for t in reminder_times(task.due_at, requested_at, calendar, step.policy)
+            ],
+            latest_due_at=latest_deadline(requested_at, calendar, step.policy).astimezone(UTC),
         )
         return ClientTaskCreated(
             task=view, client_country=client.country, partner_id=case.partner_id
+        )
+
+    @activity.defn(name="move_task_deadline")
+    def move_task_deadline(self, step: MoveDeadlineInput) -> TaskView:
+        """Extend the open task's deadline; the reminders follow the new deadline."""
+        try:
+            _case, client, _partner = self.store.case_parties(step.case_id)
+            calendar = ClientCalendar(client.country, client.subdivision, client.time_zone)
+        except UnknownCase as e:
+            raise _refuse(e, "UnknownCase") from e
+        except CalendarError as e:
+            raise _refuse(e, "InvalidClientCalendar") from e
+        new_due_text = templates.local_time_text(step.new_due_at, client.time_zone)
+        try:
+            task = self.store.move_task_deadline(
+                idempotency_key=step.task.task_id,
+                due_at=step.new_due_at,
+                note=f"Deadline extended to {new_due_text}, by {step.requested_by}.",
+                note_key=f"{step.task.task_id}:due:{step.new_due_at.astimezone(UTC).isoformat()}",
+            )
+        except UnknownTask as e:
+            raise _refuse(e, "UnknownTask") from e
+        return step.task.model_copy(
+            update={
+                "due_at": task.due_at.astimezone(UTC),
+                "due_local": templates.local_time_text(task.due_at, client.time_zone),
+                "reminders_at": [
+                    t.astimezone(UTC)
+                    for t in reminder_times(
+                        task.due_at, step.round_requested_at, calendar, step.policy
+                    )
+                ],
+            }
+        )
+
+    @activity.defn(name="record_checklist")
+    def record_checklist(self, step: ChecklistInput) -> None:
+        """Keep the checklist in the case store current (what the API and CLI show)."""
+        self.store.record_checklist(
+            request_id=step.request_id,
+            items=[item.model_dump(mode="json") for item in step.items],
+            note=step.note,
+            note_key=step.idempotency_key,
         )
 
     @activity.defn(name="close_client_task")
@@ -222,7 +313,7 @@ class InfoRequestActivities:
                 "The client did not reply by the deadline; their task expired. Accept the case "
                 "or close it (for example as unresponsive_client)."
             ),
-            TaskOutcome.CANCELLED: "The client's task was cancelled: the case was decided.",
+            TaskOutcome.CANCELLED: "The client's task was cancelled.",
         }
         try:
             task = self.store.close_task(
@@ -277,6 +368,46 @@ class InfoRequestActivities:
                     time_zone=partner.time_zone,
                 )
                 to_email, to_name = partner_email, partner_name
+            case EmailKind.FOLLOW_UP | EmailKind.REMINDER:
+                assert step.due_at is not None
+                rendered = (
+                    templates.follow_up(
+                        case_reference=case.reference,
+                        client_name=client.name,
+                        partner_name=partner.name,
+                        items=step.checklist,
+                        message=step.message,
+                        due_at=step.due_at,
+                        time_zone=client.time_zone,
+                    )
+                    if step.kind is EmailKind.FOLLOW_UP
+                    else templates.reminder(
+                        case_reference=case.reference,
+                        client_name=client.name,
+                        partner_name=partner.name,
+                        items=step.checklist,
+                        due_at=step.due_at,
+                        time_zone=client.time_zone,
+                        number=step.reminder_number,
+                    )
+                )
+                to_email, to_name = client.email, client.name
+            case EmailKind.PARTNER_MESSAGES:
+                rendered = templates.partner_messages(
+                    case_reference=case.reference,
+                    client_name=client.name,
+                    partner_name=partner.name,
+                    messages=step.messages,
+                )
+                to_email, to_name = client.email, client.name
+            case EmailKind.REQUEST_WITHDRAWN:
+                rendered = templates.request_withdrawn(
+                    case_reference=case.reference,
+                    client_name=client.name,
+                    partner_name=partner.name,
+                    reason=step.note,
+                )
+                to_email, to_name = client.email, client.name
             case EmailKind.CASE_DECIDED:
                 rendered = templates.case_decided(
                     case_reference=case.reference,
@@ -304,4 +435,6 @@ class InfoRequestActivities:
             self.create_client_task,
             self.close_client_task,
             self.send_email,
+            self.move_task_deadline,
+            self.record_checklist,
         ]

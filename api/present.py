@@ -5,7 +5,7 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from api.schemas import CaseDetailOut, CaseFileOut, ChatMessageOut, FileOut, TaskOut
-from domain.models import RequestedItem
+from domain.models import ChecklistItem
 from mail.templates import local_time_text
 from store.queries import TaskRow
 from store.views import CaseDetailView, ChatMessageView
@@ -53,7 +53,7 @@ def task_out(row: TaskRow) -> TaskOut:
         client_name=row.client_name,
         title=task.title,
         status=task.status,
-        items=[RequestedItem.model_validate(item) for item in row.items],
+        items=[ChecklistItem.model_validate(item) for item in row.items],
         due_at=task.due_at,
         due_local=task.due_at.astimezone(ZoneInfo(row.client_time_zone)),
         due_local_text=local_time_text(task.due_at, row.client_time_zone),

@@ -24,7 +24,7 @@ from api.schemas import (
     InfoRequestRecord,
     TaskOut,
 )
-from domain.models import CaseStatus, RequestedItem
+from domain.models import CaseStatus, ChecklistItem
 from store import queries
 from store.tokens import Principal
 
@@ -118,7 +118,7 @@ def _history(ctx: ApiContext, principal: Principal, case_id: str) -> HistoryOut:
                 request_id=r.request_id,
                 requested_by=r.requested_by,
                 requested_at=r.requested_at,
-                items=[RequestedItem.model_validate(i) for i in r.items],
+                items=[ChecklistItem.model_validate(i) for i in r.items],
             )
             for r in queries.info_requests(store, case_id)
         ],

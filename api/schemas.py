@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from domain.models import (
     CaseStatus,
+    ChecklistItem,
     CloseCode,
     DecisionOutcome,
     FileRef,
@@ -156,7 +157,9 @@ class TaskOut(BaseModel):
     client_name: str
     title: str
     status: str = Field(description="open | replied | expired | cancelled")
-    items: list[RequestedItem] = Field(description="What the client is asked to send")
+    items: list[ChecklistItem] = Field(
+        description="The request's checklist: each item with its status"
+    )
     due_at: datetime = Field(description="The deadline as a UTC instant")
     due_local: datetime = Field(description="The same instant in the client's time zone")
     due_local_text: str = Field(description="The deadline for people, in the client's time")
@@ -187,7 +190,7 @@ class InfoRequestRecord(BaseModel):
     request_id: str
     requested_by: str
     requested_at: datetime
-    items: list[RequestedItem]
+    items: list[ChecklistItem]
 
 
 class HistoryOut(BaseModel):

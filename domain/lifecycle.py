@@ -8,7 +8,11 @@ ALLOWED_NEXT: dict[CaseStatus, frozenset[CaseStatus]] = {
     CaseStatus.PENDING_VERIFICATION: frozenset(
         {CaseStatus.ACTIVE, CaseStatus.MORE_INFO_REQUIRED, CaseStatus.CLOSED}
     ),
-    CaseStatus.MORE_INFO_REQUIRED: frozenset({CaseStatus.ACTIVE, CaseStatus.CLOSED}),
+    # DOMAIN.md's table lists Active and Closed. Pending Verification is added by the product
+    # for one purpose only: withdrawing an info request returns the case to where it was.
+    CaseStatus.MORE_INFO_REQUIRED: frozenset(
+        {CaseStatus.ACTIVE, CaseStatus.CLOSED, CaseStatus.PENDING_VERIFICATION}
+    ),
     CaseStatus.ACTIVE: frozenset({CaseStatus.PAUSED, CaseStatus.CLOSED}),
     CaseStatus.PAUSED: frozenset({CaseStatus.ACTIVE, CaseStatus.CLOSED}),
     CaseStatus.CLOSED: frozenset(),

@@ -7,7 +7,7 @@ Only references to files travel here; the bytes stay in the file store.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, time
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -78,6 +78,21 @@ class DecisionOutcome(StrEnum):
     CLOSE = "close"
 
 
+class ItemStatus(StrEnum):
+    """Where one checklist item is: asked for, sent by the client, or reviewed by the partner."""
+
+    REQUESTED = "requested"
+    RECEIVED = "received"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+class RequestOutcome(StrEnum):
+    ACCEPTED = "accepted"
+    CLOSED = "closed"
+    WITHDRAWN = "withdrawn"
+
+
 Identifier = Annotated[
     str,
     StringConstraints(
@@ -124,6 +139,47 @@ class RequestedItem(_Model):
         )
 
 
+class RequestPolicy(_Model):
+    """Timing rules of a request: configuration (see config.Settings), carried in the input so
+    a run keeps the rules it started with."""
+
+    business_days_to_reply: Annotated[int, Field(ge=1, le=20)] = 2
+    reminder_local_time: time = Field(
+        default=time(9, 0), description="When reminders go out, in the client's time zone"
+    )
+    first_reminder_business_days_before_due: Annotated[int, Field(ge=0, le=10)] = Field(
+        default=0, description="0: the morning of the due day"
+    )
+    reminder_every_business_days: Annotated[int, Field(ge=1, le=20)] = 2
+    max_reminders: Annotated[int, Field(ge=0, le=10)] = 3
+    bundle_quiet_seconds: Annotated[int, Field(ge=0, le=86_400)] = 600
+    max_deadline_business_days: Annotated[int, Field(ge=1, le=60)] = Field(
+        default=10,
+        description="An extended deadline may be at most this many business days "
+        "after the day the round was requested",
+    )
+    rounds_per_run: Annotated[int, Field(ge=1, le=100)] = Field(
+        default=10, description="Follow-up rounds in one run before it continues as new"
+    )
+
+
+class ChecklistItem(_Model):
+    item_id: str
+    kind: ItemKind
+    reason: str
+    description: str | None = None
+    status: ItemStatus = ItemStatus.REQUESTED
+    rejection_reason: str | None = None
+    round: int = 1
+
+    def label(self) -> str:
+        return (
+            self.description
+            if self.kind is ItemKind.OTHER and self.description
+            else (ITEM_KIND_LABELS[self.kind])
+        )
+
+
 class InfoRequestInput(_Model):
     """Input of InfoRequestWorkflow: one request for missing information on one case."""
 
@@ -133,6 +189,10 @@ class InfoRequestInput(_Model):
     items: Annotated[list[RequestedItem], Field(min_length=1, max_length=50)]
     message: Text
     attachments: Annotated[list[FileRef], Field(max_length=20)] = []
+    policy: RequestPolicy = RequestPolicy()
+    carried: CarriedState | None = Field(
+        default=None, description="Internal: the state a continued run takes over; leave empty"
+    )
 
     @field_validator("items", mode="before")
     @classmethod
@@ -151,6 +211,69 @@ class ClientReply(_Model):
     client_user_id: Identifier | None = None
     message: Text
     attachments: Annotated[list[FileRef], Field(max_length=20)] = []
+    covers: Annotated[list[Identifier], Field(max_length=100)] = Field(
+        default=[], description="Checklist item IDs this reply answers; empty: every open item"
+    )
+
+
+class PartnerMessage(_Model):
+    """Signal `partner_message`: the partner writes in the case chat while the request runs.
+    Messages close together reach the client as one email (the quiet period)."""
+
+    message_id: Identifier = Field(description="Idempotency key: a repeated ID changes nothing")
+    author_user_id: Identifier
+    message: Text
+    attachments: Annotated[list[FileRef], Field(max_length=20)] = []
+
+
+class ItemReview(_Model):
+    item_id: Identifier
+    accepted: bool
+    reason: ShortText | None = Field(default=None, description="Required when rejected")
+
+    @model_validator(mode="after")
+    def _rejection_needs_reason(self) -> ItemReview:
+        if not self.accepted and not self.reason:
+            raise ValueError(f"rejecting item {self.item_id} needs a reason the client can act on")
+        return self
+
+
+class ReviewItems(_Model):
+    """Update `review_items`: the partner accepts or rejects checklist items."""
+
+    reviewed_by: Identifier
+    reviews: Annotated[list[ItemReview], Field(min_length=1, max_length=100)]
+
+
+class FollowUp(_Model):
+    """Update `follow_up`: another round within the same request, with a new task, for what is
+    still missing (every item not accepted) plus any new items."""
+
+    requested_by: Identifier
+    message: Text
+    new_items: Annotated[list[RequestedItem], Field(max_length=50)] = []
+
+
+class ExtendDeadline(_Model):
+    """Update `extend_deadline`: move the open task's deadline later."""
+
+    requested_by: Identifier
+    new_due_at: datetime = Field(description="A tz-aware instant")
+
+    @field_validator("new_due_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("new_due_at needs a time zone (e.g. 2026-12-10T23:59:59+01:00)")
+        return value
+
+
+class Withdrawal(_Model):
+    """Update `withdraw`: the partner takes the request back; the case returns to Pending
+    Verification, the task is cancelled and the client told."""
+
+    requested_by: Identifier
+    reason: ShortText | None = None
 
 
 class Decision(_Model):
@@ -184,6 +307,13 @@ class TaskView(_Model):
     due_at: datetime = Field(description="UTC instant the client's task is due")
     due_local: str = Field(description="The deadline in the client's local time, for people")
     outcome: TaskOutcome
+    round: int = 1
+    reminders_at: list[datetime] = Field(
+        default=[], description="When the client is reminded, unless they reply first"
+    )
+    latest_due_at: datetime | None = Field(
+        default=None, description="The latest the deadline may be extended to"
+    )
 
 
 class ReplyView(_Model):
@@ -202,6 +332,10 @@ class RequestState(_Model):
     task: TaskView | None = None
     replies: list[ReplyView] = []
     decision: Decision | None = None
+    round: int = 1
+    items: list[ChecklistItem] = []
+    reminders_sent: int = 0
+    withdrawn: bool = False
 
 
 class RequestSummary(_Model):
@@ -215,3 +349,27 @@ class RequestSummary(_Model):
     replies: int
     requested_at: datetime
     decided_at: datetime
+    outcome: RequestOutcome = RequestOutcome.ACCEPTED
+    rounds: int = 1
+    items: list[ChecklistItem] = []
+
+
+class CarriedState(_Model):
+    """What a run hands to the run it continues as (history stays bounded over many rounds)."""
+
+    requested_at: datetime
+    round: int
+    phase: Phase
+    case_status: CaseStatus
+    task: TaskView | None
+    items: list[ChecklistItem]
+    seen_reply_ids: list[str]
+    seen_message_ids: list[str]
+    replies: list[ReplyView]
+    reminders_sent: int
+    round_started_at: datetime | None
+    last_reminder_at: datetime | None
+    reply_in_round: bool
+
+
+InfoRequestInput.model_rebuild()

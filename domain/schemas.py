@@ -21,7 +21,18 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from domain.models import ClientReply, Decision, InfoRequestInput, RequestState, RequestSummary
+from domain.models import (
+    ClientReply,
+    Decision,
+    ExtendDeadline,
+    FollowUp,
+    InfoRequestInput,
+    PartnerMessage,
+    RequestState,
+    RequestSummary,
+    ReviewItems,
+    Withdrawal,
+)
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "docs" / "schemas"
 SUFFIX = ".schema.json"
@@ -43,12 +54,31 @@ class SchemaSpec:
 SCHEMAS: tuple[SchemaSpec, ...] = (
     SchemaSpec(InfoRequestInput, "validation", (f"Input of workflow {WORKFLOW_TYPE}",)),
     SchemaSpec(ClientReply, "validation", ("Argument of signal client_reply",)),
+    SchemaSpec(PartnerMessage, "validation", ("Argument of signal partner_message",)),
     SchemaSpec(Decision, "validation", ("Argument of update decide",)),
-    SchemaSpec(RequestState, "serialization", ("Result of query state", "Result of update opened")),
+    SchemaSpec(Withdrawal, "validation", ("Argument of update withdraw",)),
+    SchemaSpec(ReviewItems, "validation", ("Argument of update review_items",)),
+    SchemaSpec(FollowUp, "validation", ("Argument of update follow_up",)),
+    SchemaSpec(ExtendDeadline, "validation", ("Argument of update extend_deadline",)),
+    SchemaSpec(
+        RequestState,
+        "serialization",
+        (
+            "Result of query state",
+            "Result of update opened",
+            "Result of update review_items",
+            "Result of update follow_up",
+            "Result of update extend_deadline",
+        ),
+    ),
     SchemaSpec(
         RequestSummary,
         "serialization",
-        (f"Result of workflow {WORKFLOW_TYPE}", "Result of update decide"),
+        (
+            f"Result of workflow {WORKFLOW_TYPE}",
+            "Result of update decide",
+            "Result of update withdraw",
+        ),
     ),
 )
 

@@ -12,10 +12,15 @@ refused; nothing is written in that case.
 from starter.actions import (
     RequestError,
     decide,
+    extend_deadline,
+    follow_up,
     get_state,
     new_request,
     request_info,
+    review_items,
     send_client_reply,
+    send_partner_message,
+    withdraw,
 )
 from starter.connection import connect
 
@@ -23,8 +28,13 @@ __all__ = [
     "RequestError",
     "connect",
     "decide",
+    "extend_deadline",
+    "follow_up",
     "get_state",
     "new_request",
     "request_info",
+    "review_items",
     "send_client_reply",
+    "send_partner_message",
+    "withdraw",
 ]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import TypeVar
 
+from pydantic import BaseModel
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -26,15 +28,22 @@ from domain.ids import info_request_workflow_id
 from domain.models import (
     ClientReply,
     Decision,
+    ExtendDeadline,
     FileRef,
+    FollowUp,
     InfoRequestInput,
+    PartnerMessage,
     Phase,
     RequestedItem,
     RequestState,
     RequestSummary,
+    ReviewItems,
+    Withdrawal,
 )
 from workflows import TASK_QUEUE
 from workflows.info_request import InfoRequestWorkflow
+
+R = TypeVar("R", bound=BaseModel)
 
 
 class RequestError(Exception):
@@ -121,12 +130,47 @@ async def send_client_reply(client: Client, case_id: str, reply: ClientReply) ->
 async def decide(client: Client, case_id: str, decision: Decision) -> RequestSummary:
     """Accept the case (Active) or close it with a code (Closed); returns the request's
     summary once the status has changed. RequestError with the rule if refused."""
+    return await _update(client, case_id, "decide", decision, RequestSummary)
+
+
+async def withdraw(client: Client, case_id: str, withdrawal: Withdrawal) -> RequestSummary:
+    """Take the request back: the case returns to Pending Verification, the task is cancelled
+    and the client told."""
+    return await _update(client, case_id, "withdraw", withdrawal, RequestSummary)
+
+
+async def review_items(client: Client, case_id: str, review: ReviewItems) -> RequestState:
+    """Accept or reject checklist items (a rejection carries the reason the client sees)."""
+    return await _update(client, case_id, "review_items", review, RequestState)
+
+
+async def follow_up(client: Client, case_id: str, follow_up: FollowUp) -> RequestState:
+    """Open another round for what is still missing (new task, new deadline)."""
+    return await _update(client, case_id, "follow_up", follow_up, RequestState)
+
+
+async def extend_deadline(client: Client, case_id: str, extension: ExtendDeadline) -> RequestState:
+    """Move the open task's deadline later (not into the past, not past the policy's limit)."""
+    return await _update(client, case_id, "extend_deadline", extension, RequestState)
+
+
+async def send_partner_message(client: Client, case_id: str, message: PartnerMessage) -> None:
+    """Post the partner's message in the case chat; the client gets it by email after the
+    quiet period, bundled with any others. A repeated message ID is a no-op."""
     handle = client.get_workflow_handle(info_request_workflow_id(case_id))
     try:
-        summary: RequestSummary = await handle.execute_update(
-            "decide", decision, result_type=RequestSummary
-        )
-        return summary
+        await handle.signal(InfoRequestWorkflow.partner_message, message)
+    except RPCError as e:
+        raise await _no_open_request(client, case_id, e) from e
+
+
+async def _update(
+    client: Client, case_id: str, name: str, arg: BaseModel, result_type: type[R]
+) -> R:
+    handle = client.get_workflow_handle(info_request_workflow_id(case_id))
+    try:
+        result: R = await handle.execute_update(name, arg, result_type=result_type)
+        return result
     except WorkflowUpdateFailedError as e:
         raise _refusal(e.cause, case_id) from e
     except RPCError as e:

@@ -182,11 +182,13 @@ class CaseStore:
         idempotency_key: str,
         note: str | None = None,
         opens: RequestRecord | None = None,
+        ends_request: tuple[str, str] | None = None,
     ) -> CaseStatus:
         """Move the case along the lifecycle; a repeated key returns the earlier result.
 
         With `opens`, the same transaction records the request it opens; a request ID that
-        another run (or case) already used is refused rather than mistaken for a retry."""
+        another run (or case) already used is refused rather than mistaken for a retry. With
+        `ends_request` (request ID, outcome), it records how the request ended."""
         try:
             with self.session() as s:
                 case = s.get(Case, case_id, with_for_update=True)  # same-key attempts queue here
@@ -235,6 +237,11 @@ class CaseStore:
                     )
                 )
                 _add_note(s, case_id, note, idempotency_key, now)
+                if ends_request is not None:
+                    ended = s.get(InfoRequest, ends_request[0])
+                    if ended is not None:
+                        ended.outcome, ended.ended_at = ends_request[1], now
+                        ended.close_code = case.close_code
                 return new_status
         except IntegrityError:
             # A concurrent attempt with the same key won the race: its write is ours.
@@ -297,6 +304,7 @@ class CaseStore:
         due_at: datetime,
         idempotency_key: str,
         note: str | None = None,
+        requested_at: datetime | None = None,
     ) -> views.TaskRecordView:
         """Create the client's task; a repeated key returns the task created first."""
         try:
@@ -317,6 +325,7 @@ class CaseStore:
                         status="open",
                         idempotency_key=idempotency_key,
                         created_at=utcnow(),
+                        requested_at=requested_at,
                     )
                     s.add(found)
                     s.flush()
@@ -350,7 +359,48 @@ class CaseStore:
                 task.status = outcome
                 task.closed_at = utcnow()
                 _add_note(s, task.case_id, note, f"{idempotency_key}:closed", task.closed_at)
+                request = s.get(InfoRequest, task.request_id)
+                if outcome == "replied" and request is not None and request.first_reply_at is None:
+                    request.first_reply_at = task.closed_at
             return _task_view(task)
+
+    def move_task_deadline(
+        self, *, idempotency_key: str, due_at: datetime, note: str, note_key: str
+    ) -> views.TaskRecordView:
+        """Move an open task's deadline (an extension); repeating the same move changes
+        nothing more."""
+        with self.session() as s:
+            task = s.scalar(
+                select(ClientTask)
+                .where(ClientTask.idempotency_key == idempotency_key)
+                .with_for_update()
+            )
+            if task is None:
+                raise UnknownTask(f"no task was created with key {idempotency_key!r}")
+            if task.status == "open" and task.due_at != due_at:
+                task.due_at = due_at
+                _add_note(s, task.case_id, note, note_key, utcnow())
+            return _task_view(task)
+
+    def record_checklist(
+        self, *, request_id: str, items: list[dict[str, Any]], note: str | None, note_key: str
+    ) -> None:
+        """Keep the request's checklist current, with a chat note saying what changed."""
+        with self.session() as s:
+            request = s.get(InfoRequest, request_id, with_for_update=True)
+            if request is None:
+                raise LookupError(f"no info request {request_id!r}")
+            request.items = items
+            done = s.scalar(
+                select(ChatMessage.id).where(ChatMessage.idempotency_key == f"{note_key}:note")
+            )
+            if done is None:
+                _add_note(s, request.case_id, note, note_key, utcnow())
+
+    def checklist(self, request_id: str) -> list[dict[str, Any]]:
+        with self.session() as s:
+            request = s.get(InfoRequest, request_id)
+            return list(request.items) if request else []
 
     # ---- email records ---------------------------------------------------------------------
 
@@ -629,6 +679,7 @@ def _task_view(t: ClientTask) -> views.TaskRecordView:
         status=t.status,
         created_at=t.created_at,
         closed_at=t.closed_at,
+        requested_at=t.requested_at,
     )
 
 

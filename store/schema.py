@@ -136,8 +136,13 @@ class InfoRequest(Base):
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
     run_id: Mapped[str] = mapped_column(String(64))  # the run that opened it
     requested_by: Mapped[str] = mapped_column(String(64))
-    items: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    items: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # the checklist, kept current
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # For response metrics: set when the client first replies and when the request ends.
+    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    close_code: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    first_reply_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class ClientTask(Base):
@@ -152,6 +157,8 @@ class ClientTask(Base):
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The workflow's clock when the round was asked for (the first attempt's, kept on retries)
+    requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class Email(Base):

@@ -71,6 +71,7 @@ class TaskRecordView(_View):
     status: str
     created_at: datetime
     closed_at: datetime | None
+    requested_at: datetime | None = None
 
 
 class StatusChangeView(_View):

@@ -81,6 +81,6 @@ async def test_our_metrics_and_the_sdks_on_the_worker_endpoint(
 
     assert sample(text, "info_requests_opened") == 1
     assert sample(text, "info_request_replies") == 1
-    assert "info_request_decisions{" in text and 'outcome="accept"' in text
+    assert "info_request_decisions{" in text and 'outcome="accepted"' in text
     assert sample(text, "info_request_time_to_reply_count") == 1
     assert sample(text, "temporal_workflow_completed") >= 1  # the SDK's own

@@ -153,7 +153,7 @@ async def test_operator_finds_and_understands_a_run(
             metadata = await handle.query(
                 "__temporal_workflow_metadata", result_type=WorkflowMetadata
             )
-            assert "Waiting for the client's reply" in metadata.current_details
+            assert "waiting for the client's reply" in metadata.current_details
 
             await starter.send_client_reply(
                 client, case_id, ClientReply(reply_id="ops-r1", message=f"From {DEBTOR}")
@@ -181,7 +181,7 @@ async def test_operator_finds_and_understands_a_run(
                 "Post the request in the case chat",
                 "Create the client's task with its deadline",
                 "Email: info requested",
-                "client deadline",
+                "reminder 1",  # the first timer: the morning of the due day
                 "Post the client's reply in the case chat",
                 "Close the client's task (replied)",
             ):

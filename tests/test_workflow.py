@@ -159,8 +159,9 @@ async def test_friday_request_expires_after_tuesday_and_tells_the_partner(
     await wait_for(
         lambda: stack.store.tasks(case_id=case_id)[0].status == "expired", "the task to expire"
     )
-    await wait_for(lambda: len(stack.store.emails(case_id)) == 2, "the partner's email")
-    expired_mail = stack.store.emails(case_id)[1]
+    await wait_for(lambda: len(stack.store.emails(case_id)) == 3, "the partner's email")
+    _request_mail, reminder_mail, expired_mail = stack.store.emails(case_id)
+    assert reminder_mail.subject.startswith("Reminder 1:")  # the morning of the due day
     assert expired_mail.to_email == "pia@test-collect.example"
     assert "did not reply" in expired_mail.body
     assert any("expired" in m.body for m in stack.store.chat(case_id) if m.kind == "system")
