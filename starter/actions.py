@@ -24,6 +24,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 import workflows.search_attributes as sa
+from config import request_policy_from_env
 from domain.ids import info_request_workflow_id
 from domain.models import (
     ClientReply,
@@ -35,6 +36,7 @@ from domain.models import (
     PartnerMessage,
     Phase,
     RequestedItem,
+    RequestPolicy,
     RequestState,
     RequestSummary,
     ReviewItems,
@@ -62,8 +64,10 @@ def new_request(
     items: Sequence[RequestedItem],
     message: str,
     attachments: Sequence[FileRef] = (),
+    policy: RequestPolicy | None = None,
 ) -> InfoRequestInput:
-    """Build (and validate) a request with a fresh request ID."""
+    """Build (and validate) a request with a fresh request ID; the timing rules come from
+    the environment (config.request_policy_from_env) unless given."""
     return InfoRequestInput(
         request_id=uuid.uuid4().hex,
         case_id=case_id,
@@ -71,6 +75,7 @@ def new_request(
         items=list(items),
         message=message,
         attachments=list(attachments),
+        policy=policy or request_policy_from_env(),
     )
 
 
