@@ -188,11 +188,23 @@ class ClientCalendar:
         """The n-th business day strictly after `day` (n >= 1); `day` itself never counts."""
         _check_plain_date(day, "day")
         _check_n(n, "n")
+        return self._walk(day, n, timedelta(days=1))
+
+    def business_days_before(self, day: date, n: int) -> date:
+        """The n-th business day strictly before `day`; n == 0 is `day` itself."""
+        _check_plain_date(day, "day")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise CalendarError(f"n must be an integer >= 0, got {n!r}")
+        return self._walk(day, n, timedelta(days=-1))
+
+    def _walk(self, day: date, n: int, step: timedelta) -> date:
+        """Step day by day until n business days are passed; a calendar with no business day
+        for a year is broken data, and failing beats looping forever inside a workflow."""
         current = day
         remaining = n
         skipped = 0
         while remaining:
-            current += timedelta(days=1)
+            current += step
             if self.is_business_day(current):
                 remaining -= 1
                 skipped = 0
@@ -201,7 +213,7 @@ class ClientCalendar:
                 if skipped > _MAX_CONSECUTIVE_NON_BUSINESS_DAYS:
                     raise CalendarError(
                         f"no business day within {_MAX_CONSECUTIVE_NON_BUSINESS_DAYS} days "
-                        f"after {current - timedelta(days=skipped)} for {self}"
+                        f"of {day} for {self}"
                     )
         return current
 

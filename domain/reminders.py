@@ -25,7 +25,7 @@ from Temporal workflow code.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 from domain.deadlines import CalendarError, ClientCalendar, client_deadline
 from domain.models import RequestPolicy
@@ -33,7 +33,6 @@ from domain.models import RequestPolicy
 __all__ = ["latest_deadline", "reminder_times"]
 
 # Same guard as in domain.deadlines: a run of non-business days this long means broken data.
-_MAX_CONSECUTIVE_NON_BUSINESS_DAYS = 366
 
 
 def _check_aware(instant: datetime, name: str) -> None:
@@ -44,28 +43,6 @@ def _check_aware(instant: datetime, name: str) -> None:
             f"{name} must be timezone-aware, got naive datetime {instant.isoformat()}; "
             "pass e.g. datetime(..., tzinfo=UTC)"
         )
-
-
-def _business_days_before(calendar: ClientCalendar, day: date, n: int) -> date:
-    """The n-th business day strictly before `day`; n == 0 is `day` itself, business day or not."""
-    if n < 0:
-        raise CalendarError(f"n must be >= 0, got {n}")
-    current = day
-    remaining = n
-    skipped = 0
-    while remaining:
-        current -= timedelta(days=1)
-        if calendar.is_business_day(current):
-            remaining -= 1
-            skipped = 0
-        else:
-            skipped += 1
-            if skipped > _MAX_CONSECUTIVE_NON_BUSINESS_DAYS:
-                raise CalendarError(
-                    f"no business day within {_MAX_CONSECUTIVE_NON_BUSINESS_DAYS} days "
-                    f"before {current + timedelta(days=skipped)} for {calendar}"
-                )
-    return current
 
 
 def _local_instant(calendar: ClientCalendar, day: date, policy: RequestPolicy) -> datetime:
@@ -96,9 +73,7 @@ def reminder_times(
     if policy.max_reminders <= 0:
         return []
     due_day = calendar.local_date(due_at)
-    days = [
-        _business_days_before(calendar, due_day, policy.first_reminder_business_days_before_due)
-    ]
+    days = [calendar.business_days_before(due_day, policy.first_reminder_business_days_before_due)]
     every = policy.reminder_every_business_days
     for k in range(1, policy.max_reminders):
         days.append(calendar.add_business_days(due_day, k * every))
