@@ -79,6 +79,8 @@ class PostMessageInput(_Input):
     # A client's reply is never refused for a file that did not arrive: it is posted without
     # it, with a line saying so. A partner's request is refused before anything changes.
     drop_missing_attachments: bool = False
+    # Set on a client's reply: the request whose first-reply time it may be (metrics).
+    reply_to_request: str | None = None
 
 
 class CreateTaskInput(_Input):
@@ -208,7 +210,7 @@ class InfoRequestActivities:
             )
         try:
             self.files.check(attachments)
-            return self.store.post_message(
+            message_id = self.store.post_message(
                 case_id=step.case_id,
                 kind=step.kind,
                 author_user_id=step.author_user_id,
@@ -220,6 +222,11 @@ class InfoRequestActivities:
             raise _refuse(e, "UnknownCase") from e
         except FileMissing as e:
             raise _refuse(e, "FileMissing") from e
+        if step.reply_to_request is not None:
+            self.store.note_first_reply(
+                request_id=step.reply_to_request, message_key=step.idempotency_key
+            )
+        return message_id
 
     @activity.defn(name="create_client_task")
     def create_client_task(self, step: CreateTaskInput) -> ClientTaskCreated:

@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 
-from api import routes_cases, routes_client, routes_partner
+from api import routes_cases, routes_client, routes_metrics, routes_partner
 from api.context import ApiContext
 from api.errors import error_response, install_error_handlers
 from store.cases import CaseStore
@@ -49,6 +49,7 @@ def create_app(
     app.include_router(routes_cases.router)
     app.include_router(routes_client.router)
     app.include_router(routes_partner.router)
+    app.include_router(routes_metrics.router)
     # Outermost first: the size limit sees a request before anything reads its body.
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodySizeLimit, max_bytes=context.max_request_bytes)

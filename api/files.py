@@ -13,14 +13,14 @@ from __future__ import annotations
 import re
 import unicodedata
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import BinaryIO
 from urllib.parse import quote
 
 import filetype  # type: ignore[import-untyped]
-from fastapi import UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
+from starlette.datastructures import UploadFile
 
 from api.errors import ApiError, not_found
 from domain.models import FileRef
@@ -205,7 +205,8 @@ def too_large(name: str, limit: int) -> ApiError:
     )
 
 
-async def store_uploads(files: FileStore, uploads: list[UploadFile]) -> list[FileRef]:
+async def store_uploads(files: FileStore, uploads: Sequence[UploadFile]) -> list[FileRef]:
+    """Each upload checked and stored in turn (FastAPI's UploadFile is Starlette's)."""
     refs = []
     for upload in uploads:
         if upload.size is not None and upload.size > files.max_bytes:

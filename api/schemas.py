@@ -8,10 +8,17 @@ that cannot be stored must be a 422, never a failed write deep in a workflow ste
 from __future__ import annotations
 
 import unicodedata
-from datetime import datetime
-from typing import Annotated, Any
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
 from domain.models import (
     CaseStatus,
@@ -20,10 +27,12 @@ from domain.models import (
     DecisionOutcome,
     FileRef,
     Identifier,
+    ItemReview,
     RequestedItem,
     RequestState,
     RequestSummary,
 )
+from store.response_metrics import PartyResponseMetrics
 from store.views import (
     CaseSummaryView,
     EmailView,
@@ -55,6 +64,17 @@ def _check_strings(value: Any) -> Any:
 
 def _strip(min_length: int, max_length: int) -> StringConstraints:
     return StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length)
+
+
+def _plausible_instant(value: datetime) -> datetime:
+    """A deadline must be an instant every system can hold in UTC (not year 1 or 9999)."""
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError as e:
+        raise ValueError("the instant is out of range") from e
+    if not 2000 <= utc.year <= 9000:
+        raise ValueError("the instant is out of range (years 2000 to 9000)")
+    return value
 
 
 Message = Annotated[str, _strip(1, 10_000), AfterValidator(clean_text)]
@@ -102,6 +122,46 @@ class DecisionBody(_Body):
     outcome: DecisionOutcome
     close_code: CloseCode | None = Field(default=None, description="Required with 'close'")
     note: Note | None = None
+
+
+class MessageBody(_Body):
+    """The partner's message in the case chat (as JSON; as multipart, files go beside it)."""
+
+    message: Message = Field(
+        description="Posted in the chat at once; emailed to the client after the quiet "
+        "period, bundled with the partner's other messages"
+    )
+
+
+class ReviewBody(_Body):
+    reviews: Annotated[
+        list[ItemReview], Field(min_length=1, max_length=100), AfterValidator(_check_strings)
+    ] = Field(
+        description="One verdict per item: `accepted`, and for a rejection the `reason` the "
+        "client reads"
+    )
+
+
+class FollowUpBody(_Body):
+    message: Message = Field(description="What is still needed, as the client will read it")
+    new_items: Annotated[
+        list[RequestedItem], Field(max_length=50), AfterValidator(_check_strings)
+    ] = Field(
+        default=[],
+        description="Items to add; every item not accepted yet is asked for again anyway",
+    )
+
+
+class DeadlineBody(_Body):
+    due_at: Annotated[AwareDatetime, AfterValidator(_plausible_instant)] = Field(
+        description="The new deadline, an RFC 3339 instant with its offset "
+        "(2026-12-10T23:59:59+01:00): later than the current one, not in the past, and at "
+        "most `task.latest_due_at`"
+    )
+
+
+class WithdrawalBody(_Body):
+    reason: Note | None = Field(default=None, description="Told to the client")
 
 
 # ---- responses ---------------------------------------------------------------------------
@@ -183,7 +243,34 @@ class DecisionOut(BaseModel):
 
 class InfoRequestOut(BaseModel):
     state: RequestState
-    task: TaskOut | None
+    task: TaskOut | None = Field(description="The client's task of the current round")
+
+
+class MessageOut(BaseModel):
+    case_id: str
+    request_id: str = Field(description="The open request the message was sent in")
+    message_id: str = Field(description="The Idempotency-Key: a repeat changes nothing")
+    status: Literal["accepted"] = Field(
+        description="Handed to the workflow: it appears in the chat a moment later"
+    )
+    files: list[FileOut] = Field(description="The attachments as stored")
+
+
+class WithdrawalOut(BaseModel):
+    case_id: str
+    status: CaseStatus = Field(description="Pending Verification again")
+    summary: RequestSummary
+
+
+class ResponseMetricsOut(BaseModel):
+    party: PartyResponseMetrics = Field(
+        description="The caller's party: as the partner that received the cases, or as the "
+        "client that submitted them"
+    )
+    clients: list[PartyResponseMetrics] = Field(
+        description="A partner's view of its clients, counting only the cases it received; "
+        "empty for a client"
+    )
 
 
 class InfoRequestRecord(BaseModel):

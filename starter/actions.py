@@ -229,7 +229,7 @@ async def _no_open_request(client: Client, case_id: str, error: RPCError) -> Exc
     if status is not WorkflowExecutionStatus.RUNNING:
         return RequestError(
             "request_closed",
-            f"the info request on case {case_id} is closed (it has been decided); "
+            f"the info request on case {case_id} is closed (decided or withdrawn); "
             "nothing was delivered",
         )
     return error

@@ -1,8 +1,9 @@
 """The command line: `python -m starter --help` (or `make cli ARGS='--help'`).
 
 For a person at a second terminal while `make run` runs. The read commands (cases, case, chat,
-tasks, emails) read the case store; the actions (request, reply, accept, close, state) go
-through Temporal with the same `starter` functions other services call.
+tasks, emails, metrics) read the case store; the actions (request, reply, message, review,
+follow-up, extend, withdraw, accept, close, state) go through Temporal with the same `starter`
+functions other services call.
 
 Exit codes: 0 done, 1 unexpected failure, 2 refused or invalid input (nothing was started),
 3 Temporal (or its worker) cannot be reached.
@@ -19,9 +20,10 @@ import textwrap
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.engine import make_url
@@ -35,22 +37,32 @@ from codec.keys import KeyRingError
 from config import Settings
 from domain.models import (
     CaseStatus,
+    ChecklistItem,
     ClientReply,
     CloseCode,
     Decision,
+    ExtendDeadline,
     FileRef,
+    FollowUp,
     InfoRequestInput,
     ItemKind,
+    ItemReview,
+    ItemStatus,
+    PartnerMessage,
     RequestedItem,
+    RequestOutcome,
     RequestState,
     RequestSummary,
+    ReviewItems,
     TaskOutcome,
+    Withdrawal,
 )
 from mail.templates import local_time_text
 from starter.connection import DEFAULT_ADDRESS
-from store import views
+from store import queries, views
 from store.cases import CaseStore, UnknownCase
 from store.files import FileStore, FileTooLarge
+from store.response_metrics import GroupBy, PartyResponseMetrics, response_metrics
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_UNREACHABLE = 0, 1, 2, 3
 # How long to wait for Temporal (and, for updates and queries, a worker) before giving up.
@@ -115,6 +127,12 @@ async def cmd_case(args: argparse.Namespace) -> Output:
     history = store.status_history(c.id)
     emails = store.emails(c.id)
     state, state_note = await _live_state(c.id)
+    live = _state_text(state) if state else state_note or ""
+    stored = queries.info_requests(store, c.id)
+    if state is None and stored:
+        # Temporal cannot say: the checklist as the case store last recorded it.
+        items = [ChecklistItem.model_validate(i) for i in stored[-1].items]
+        live += "\n" + _checklist_text(items, "checklist (as last recorded in the case store)")
 
     text = "\n\n".join(
         [
@@ -153,8 +171,7 @@ async def cmd_case(args: argparse.Namespace) -> Output:
                     for e in emails
                 ],
             ),
-            "Info request (live, from Temporal)\n"
-            + textwrap.indent(_state_text(state) if state else state_note or "", "  "),
+            "Info request (live, from Temporal)\n" + textwrap.indent(live, "  "),
         ]
     )
     data = {
@@ -260,6 +277,88 @@ async def cmd_reply(args: argparse.Namespace) -> Output:
     return Output({"case_id": args.case_id, "reply_id": reply_id, "sent": True}, text)
 
 
+async def cmd_message(args: argparse.Namespace) -> Output:
+    paths = _existing_files(args.file)
+    message_id = args.message_id or uuid.uuid4().hex
+
+    def build(attachments: Sequence[FileRef]) -> PartnerMessage:
+        return PartnerMessage(
+            message_id=message_id,
+            author_user_id=args.by,
+            message=args.message,
+            attachments=list(attachments),
+        )
+
+    build([])
+    message = build(_store_files(paths))
+    client = await _connect()
+    await _answer(
+        starter.send_partner_message(client, args.case_id, message), "sending the message"
+    )
+    text = (
+        f"Message sent on case {args.case_id} (message ID {message_id}); it appears in the chat "
+        "at once and reaches the client by email after the quiet period, bundled with any "
+        f"others.\nSending it again with --message-id {message_id} changes nothing."
+    )
+    return Output({"case_id": args.case_id, "message_id": message_id, "sent": True}, text)
+
+
+async def cmd_review(args: argparse.Namespace) -> Output:
+    if not args.reviews:
+        raise CliError("name at least one item: --accept ITEM_ID or --reject ITEM_ID:REASON")
+    review = ReviewItems(reviewed_by=args.by, reviews=_reviews(args.reviews))
+    client = await _connect()
+    state = await _answer(
+        starter.review_items(client, args.case_id, review), "recording the review"
+    )
+    return Output(state, f"Checklist reviewed on case {args.case_id}.\n" + _state_text(state))
+
+
+async def cmd_follow_up(args: argparse.Namespace) -> Output:
+    follow_up = FollowUp(
+        requested_by=args.by, message=args.message, new_items=_parse_items(args.item)
+    )
+    client = await _connect()
+    state = await _answer(
+        starter.follow_up(client, args.case_id, follow_up),
+        f"opening the follow-up round (it may have opened; see `state {args.case_id}`)",
+    )
+    text = f"Follow-up round {state.round} opened on case {args.case_id}.\n" + _state_text(state)
+    return Output(state, text)
+
+
+async def cmd_extend(args: argparse.Namespace) -> Output:
+    extension = ExtendDeadline(requested_by=args.by, new_due_at=_deadline(args.case_id, args.until))
+    client = await _connect()
+    state = await _answer(
+        starter.extend_deadline(client, args.case_id, extension), "extending the deadline"
+    )
+    text = f"Deadline extended on case {args.case_id}.\n" + _state_text(state)
+    return Output(state, text)
+
+
+async def cmd_withdraw(args: argparse.Namespace) -> Output:
+    withdrawal = Withdrawal(requested_by=args.by, reason=args.reason)
+    client = await _connect()
+    summary = await _answer(
+        starter.withdraw(client, args.case_id, withdrawal), "withdrawing the request"
+    )
+    return Output(summary, _summary_text(summary))
+
+
+async def cmd_metrics(args: argparse.Namespace) -> Output:
+    store = _case_store()
+    group_by: GroupBy = "partner" if args.partner or args.by == "partner" else "client"
+    party_id: str | None = args.partner or args.client
+    if party_id is not None:
+        party = store.party(party_id)
+        if party is None or party.kind != group_by:
+            raise CliError(f"unknown {group_by} {party_id!r}: no {group_by} has that ID")
+    rows = response_metrics(store, group_by, party_id)
+    empty = "no info requests yet" + (f" for {party_id}" if party_id else "")
+    return Output(rows, _metrics_table(group_by, rows) or empty)
+
+
 async def cmd_accept(args: argparse.Namespace) -> Output:
     return await _decide(args, {"outcome": "accept"})
 
@@ -351,6 +450,65 @@ def _parse_items(specs: Sequence[str]) -> list[RequestedItem]:
         except ValidationError as e:
             raise CliError("\n".join(f"--item {spec!r}: {p}" for p in _problems(e))) from e
     return items
+
+
+class _ReviewAction(argparse.Action):
+    """--accept ITEM_ID / --reject ITEM_ID:REASON, kept in the order given."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        reviews = list(getattr(namespace, self.dest, None) or [])
+        spec = str(values)
+        if option_string == "--accept":
+            reviews.append((spec, True, None))
+        else:
+            item_id, sep, reason = (part.strip() for part in spec.partition(":"))
+            if not sep or not item_id or not reason:
+                parser.error(f"--reject {spec!r}: write it as ITEM_ID:REASON")
+            reviews.append((item_id, False, reason))
+        setattr(namespace, self.dest, reviews)
+
+
+def _reviews(specs: Sequence[tuple[str, bool, str | None]]) -> list[ItemReview]:
+    reviews = []
+    for item_id, accepted, reason in specs:
+        option = "--accept" if accepted else "--reject"
+        try:
+            reviews.append(ItemReview(item_id=item_id, accepted=accepted, reason=reason))
+        except ValidationError as e:
+            raise CliError("\n".join(f"{option} {item_id!r}: {p}" for p in _problems(e))) from e
+    return reviews
+
+
+def _deadline(case_id: str, text: str) -> datetime:
+    """An instant with its zone, or a plain date: the end of that day (23:59:59) in the
+    client's time zone."""
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        pass
+    else:
+        if len(text) == 10:  # YYYY-MM-DD, not another ISO date form
+            zone = _case_store().case_detail(case_id).client.time_zone
+            return datetime.combine(day, time(23, 59, 59), ZoneInfo(zone))
+    try:
+        instant = datetime.fromisoformat(text)
+    except ValueError as e:
+        raise CliError(
+            f"--until {text!r}: not a date or time; write 2026-12-10 (the end of that day in "
+            "the client's time zone) or 2026-12-10T17:00:00+01:00"
+        ) from e
+    if instant.tzinfo is None:
+        raise CliError(
+            f"--until {text!r}: give the time zone (2026-12-10T17:00:00+01:00, or Z for "
+            "UTC), or a plain date for the end of that day in the client's time zone"
+        )
+    return instant
 
 
 def _existing_files(names: Sequence[str]) -> list[Path]:
@@ -453,14 +611,17 @@ def _email_text(e: views.EmailView) -> str:
 def _state_text(state: RequestState) -> str:
     lines = [
         f"request   {state.request_id}",
-        f"phase     {state.phase}",
+        f"phase     {state.phase}" + (" (withdrawn)" if state.withdrawn else ""),
         f"case      {state.case_id}, {state.case_status}",
+        f"round     {state.round}, reminders sent {state.reminders_sent}",
     ]
     if state.task:
         lines.append(
             f"task      {state.task.outcome}, due {state.task.due_local} "
             f"= {_when(state.task.due_at)}"
         )
+        if state.task.outcome is TaskOutcome.OPEN and state.task.latest_due_at:
+            lines.append(f"          may be extended to {_when(state.task.latest_due_at)} at most")
     lines += [
         f"reply     {r.reply_id} at {_when(r.received_at)} ({r.attachments} attachment(s))"
         for r in state.replies
@@ -470,19 +631,81 @@ def _state_text(state: RequestState) -> str:
         code = f" ({d.close_code})" if d.close_code else ""
         note = f": {d.note}" if d.note else ""
         lines.append(f"decision  {d.outcome}{code} by {d.decided_by}{note}")
+    if state.items:
+        lines.append(_checklist_text(state.items))
+    return "\n".join(lines)
+
+
+def _checklist_text(items: Sequence[ChecklistItem], heading: str = "checklist") -> str:
+    """One line per item: ID, status, label (and the round it was added in, after the first),
+    with the rejection reason under a rejected one."""
+    if not items:
+        return f"{heading}  (empty)"
+    width = max(len(i.item_id) for i in items)
+    lines = [heading]
+    for item in items:
+        added = f"  (added in round {item.round})" if item.round > 1 else ""
+        lines.append(f"  {item.item_id.ljust(width)}  {item.status:<9}  {item.label()}{added}")
+        if item.status is ItemStatus.REJECTED and item.rejection_reason:
+            lines.append(f"  {' ' * width}  rejected: {item.rejection_reason}")
     return "\n".join(lines)
 
 
 def _summary_text(s: RequestSummary) -> str:
+    headline = (
+        f"The info request on case {s.case_id} was withdrawn; the case is "
+        f"{_status(s.final_status, s.close_code)} again."
+        if s.outcome is RequestOutcome.WITHDRAWN
+        else f"Case {s.case_id} is now {_status(s.final_status, s.close_code)}."
+    )
     return "\n".join(
         [
-            f"Case {s.case_id} is now {_status(s.final_status, s.close_code)}.",
+            headline,
             f"request    {s.request_id}",
             f"task       {s.task_outcome}",
+            f"rounds     {s.rounds}",
             f"replies    {s.replies}",
             f"requested  {_when(s.requested_at)}",
-            f"decided    {_when(s.decided_at)}",
+            f"ended      {_when(s.decided_at)}"
+            if s.outcome is RequestOutcome.WITHDRAWN
+            else f"decided    {_when(s.decided_at)}",
         ]
+    )
+
+
+def _metrics_table(kind: str, rows: Sequence[PartyResponseMetrics]) -> str:
+    def hours(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f} h"
+
+    def share(value: float | None) -> str:
+        return "-" if value is None else f"{value:.0%}"
+
+    return _table(
+        [
+            kind.upper(),
+            "NAME",
+            "REQUESTS",
+            "REPLIED",
+            "ENDED",
+            "MEDIAN REPLY",
+            "MEAN REPLY",
+            "2ND ROUND",
+            "UNRESPONSIVE",
+        ],
+        [
+            [
+                m.party_id,
+                m.party_name,
+                str(m.requests),
+                str(m.replied),
+                str(m.ended),
+                hours(m.median_hours_to_reply),
+                hours(m.mean_hours_to_reply),
+                share(m.share_needing_second_round),
+                share(m.share_unresponsive_client),
+            ]
+            for m in rows
+        ],
     )
 
 
@@ -506,9 +729,15 @@ HANDLERS: dict[str, Handler] = {
     "emails": cmd_emails,
     "request": cmd_request,
     "reply": cmd_reply,
+    "message": cmd_message,
+    "review": cmd_review,
+    "follow-up": cmd_follow_up,
+    "extend": cmd_extend,
+    "withdraw": cmd_withdraw,
     "accept": cmd_accept,
     "close": cmd_close,
     "state": cmd_state,
+    "metrics": cmd_metrics,
 }
 
 EPILOG = f"""\
@@ -519,10 +748,17 @@ examples:
       --item other:"Delivery photos":"The debtor says the tables were damaged" \\
       --message "Please send the signed order and the delivery photos." --file order.pdf
   python -m starter reply C-1001 --as U-HYGGE-LARS --message "Attached." --file photos.zip
+  python -m starter message C-1001 --by U-PARTNER-ANNA --message "The photos are enough."
+  python -m starter review C-1001 --by U-PARTNER-ANNA --accept i1 --reject i2:"Unreadable scan"
+  python -m starter follow-up C-1001 --by U-PARTNER-ANNA --message "Please rescan page 2." \\
+      --item bank_statements:"Show the disbursement"
+  python -m starter extend C-1001 --by U-PARTNER-ANNA --until 2026-12-18
+  python -m starter withdraw C-1001 --by U-PARTNER-ANNA --reason "Sent by mistake"
   python -m starter accept C-1001 --by U-PARTNER-ANNA
   python -m starter close C-1002 --code unresponsive_client --by U-PARTNER-ANNA
   python -m starter case C-1001
   python -m starter emails --case C-1001
+  python -m starter metrics --by client
 
 item kinds:  {", ".join(_ITEM_KINDS)}
 close codes: {", ".join(c.value for c in CloseCode)}
@@ -581,6 +817,68 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", action="append", default=[], metavar="PATH", help="attach (repeat)")
     p.add_argument("--reply-id", metavar="ID", help="idempotency key (default: a new one)")
     p.add_argument("--as", dest="as_user", metavar="USER_ID", help="the client user replying")
+    p = command("message", "write to the client in the case chat while a request is open")
+    p.add_argument("case_id", metavar="CASE_ID")
+    p.add_argument("--by", required=True, metavar="USER_ID", help="the partner user writing")
+    p.add_argument(
+        "--message",
+        required=True,
+        help="posted at once; emailed after the quiet period, bundled with others",
+    )
+    p.add_argument("--file", action="append", default=[], metavar="PATH", help="attach (repeat)")
+    p.add_argument("--message-id", metavar="ID", help="idempotency key (default: a new one)")
+    p = command("review", "accept or reject checklist items (a rejection needs a reason)")
+    p.add_argument("case_id", metavar="CASE_ID")
+    p.add_argument("--by", required=True, metavar="USER_ID", help="the partner user reviewing")
+    p.add_argument(
+        "--accept",
+        dest="reviews",
+        action=_ReviewAction,
+        default=[],
+        metavar="ITEM_ID",
+        help="accept an item (repeat; IDs as in `state`: i1, i2, ...)",
+    )
+    p.add_argument(
+        "--reject",
+        dest="reviews",
+        action=_ReviewAction,
+        default=[],
+        metavar="ITEM_ID:REASON",
+        help="reject an item, with the reason the client reads (repeat)",
+    )
+    p = command(
+        "follow-up",
+        "ask again for what is still missing (every item not accepted, plus new ones): "
+        "a new round with a new task and deadline",
+    )
+    p.add_argument("case_id", metavar="CASE_ID")
+    p.add_argument("--by", required=True, metavar="USER_ID", help="the partner user who asks")
+    p.add_argument("--message", required=True, help="the message to the client")
+    p.add_argument(
+        "--item",
+        action="append",
+        default=[],
+        metavar="KIND:REASON",
+        help="a new item, as for `request` (repeat; optional)",
+    )
+    p = command("extend", "move the open task's deadline later")
+    p.add_argument("case_id", metavar="CASE_ID")
+    p.add_argument("--by", required=True, metavar="USER_ID", help="the partner user extending")
+    p.add_argument(
+        "--until",
+        required=True,
+        metavar="WHEN",
+        help="2026-12-10T17:00:00+01:00 (with its zone), or 2026-12-10: the end of that day "
+        "(23:59:59) in the client's time zone",
+    )
+    p = command(
+        "withdraw",
+        "take the request back: the case returns to Pending Verification, the task is "
+        "cancelled and the client told",
+    )
+    p.add_argument("case_id", metavar="CASE_ID")
+    p.add_argument("--by", required=True, metavar="USER_ID", help="the partner user withdrawing")
+    p.add_argument("--reason", help="told to the client")
     p = command("accept", "accept the case: it becomes Active")
     p.add_argument("case_id", metavar="CASE_ID")
     p.add_argument("--by", required=True, metavar="USER_ID", help="the partner user deciding")
@@ -597,6 +895,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--note", help="a note to the client")
     p = command("state", "the live state of the case's info request (from Temporal)")
     p.add_argument("case_id", metavar="CASE_ID")
+    p = command(
+        "metrics",
+        "response metrics: requests, time to reply (median, mean), share needing a second "
+        "round, share ended with unresponsive_client",
+    )
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--partner", metavar="PARTY_ID", help="one partner's numbers")
+    which.add_argument("--client", metavar="PARTY_ID", help="one client's numbers")
+    which.add_argument("--by", choices=["partner", "client"], help="every partner, or every client")
     return parser
 
 

@@ -295,6 +295,17 @@ class CaseStore:
                     raise
                 return found
 
+    def note_first_reply(self, *, request_id: str, message_key: str) -> None:
+        """Record when the client first replied to a request (response metrics): the time of
+        the reply's chat message, whoever wrote it (the run or the portal); kept once set."""
+        with self.session() as s:
+            request = s.get(InfoRequest, request_id, with_for_update=True)
+            replied_at = s.scalar(
+                select(ChatMessage.created_at).where(ChatMessage.idempotency_key == message_key)
+            )
+            if request is not None and replied_at is not None and request.first_reply_at is None:
+                request.first_reply_at = replied_at
+
     def create_task(
         self,
         *,
@@ -359,9 +370,6 @@ class CaseStore:
                 task.status = outcome
                 task.closed_at = utcnow()
                 _add_note(s, task.case_id, note, f"{idempotency_key}:closed", task.closed_at)
-                request = s.get(InfoRequest, task.request_id)
-                if outcome == "replied" and request is not None and request.first_reply_at is None:
-                    request.first_reply_at = task.closed_at
             return _task_view(task)
 
     def move_task_deadline(

@@ -1,11 +1,19 @@
 """Response metrics per partner and per client: how long clients take to reply, how often a
-second round is needed, how many requests end with an unresponsive client."""
+second round is needed, how many requests end with an unresponsive client.
+
+One row per info request, grouped by the partner that received the case or by the client that
+submitted it:
+- time to reply: from the request to the client's first reply that closed a task (hours);
+- second round: the request needed more than one task (a follow-up round);
+- unresponsive client: of the requests that ended, those closed with `unresponsive_client`.
+"""
 
 from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from typing import Literal
+from datetime import datetime
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import func, select
@@ -31,9 +39,24 @@ class PartyResponseMetrics(BaseModel):
     share_unresponsive_client: float | None  # of the requests that ended
 
 
+class _Request(NamedTuple):
+    requested_at: datetime
+    first_reply_at: datetime | None
+    outcome: str | None
+    close_code: str | None
+    rounds: int
+
+
 def response_metrics(
-    store: CaseStore, group_by: GroupBy, party_id: str | None = None
+    store: CaseStore,
+    group_by: GroupBy,
+    party_id: str | None = None,
+    *,
+    received_by: str | None = None,
 ) -> list[PartyResponseMetrics]:
+    """One entry per party with at least one request, ordered by party ID. `party_id` keeps
+    that party only; `received_by` counts only the requests on cases that partner received
+    (what a partner may see of its clients)."""
     party_column = Case.partner_id if group_by == "partner" else Case.client_id
     rounds = (
         select(ClientTask.request_id, func.count(ClientTask.id).label("rounds"))
@@ -50,32 +73,43 @@ def response_metrics(
             InfoRequest.close_code,
             func.coalesce(rounds.c.rounds, 0),
         )
+        .select_from(InfoRequest)
         .join(Case, Case.id == InfoRequest.case_id)
         .join(Party, Party.id == party_column)
         .outerjoin(rounds, rounds.c.request_id == InfoRequest.id)
     )
-    if party_id:
+    if party_id is not None:
         query = query.where(party_column == party_id)
-    by_party: dict[tuple[str, str], list[tuple[object, ...]]] = defaultdict(list)
+    if received_by is not None:
+        query = query.where(Case.partner_id == received_by)
+    by_party: dict[tuple[str, str], list[_Request]] = defaultdict(list)
     with store.session() as s:
-        for row in s.execute(query).all():
-            by_party[(row[0], row[1])].append(tuple(row[2:]))
+        for pid, name, requested, first_reply, outcome, close_code, count in s.execute(query):
+            by_party[(pid, name)].append(
+                _Request(requested, first_reply, outcome, close_code, int(count))
+            )
     return [_summarise(pid, name, rows) for (pid, name), rows in sorted(by_party.items())]
 
 
-def _summarise(party_id: str, name: str, rows: list[tuple[object, ...]]) -> PartyResponseMetrics:
+def no_requests(party_id: str, party_name: str) -> PartyResponseMetrics:
+    """The metrics of a party without any request: counts 0, the rest null."""
+    return _summarise(party_id, party_name, [])
+
+
+def _summarise(party_id: str, name: str, rows: list[_Request]) -> PartyResponseMetrics:
     hours = [
-        (first_reply - requested).total_seconds() / 3600  # type: ignore[operator]
-        for requested, first_reply, *_ in rows
-        if first_reply is not None
+        (r.first_reply_at - r.requested_at).total_seconds() / 3600
+        for r in rows
+        if r.first_reply_at is not None
     ]
-    ended = [row for row in rows if row[2] is not None]
+    ended = [r for r in rows if r.outcome is not None]
     unresponsive = [
-        row
-        for row in ended
-        if row[2] == RequestOutcome.CLOSED.value and row[3] == CloseCode.UNRESPONSIVE_CLIENT.value
+        r
+        for r in ended
+        if r.outcome == RequestOutcome.CLOSED.value
+        and r.close_code == CloseCode.UNRESPONSIVE_CLIENT.value
     ]
-    second_round = [row for row in rows if int(row[4]) > 1]  # type: ignore[call-overload]
+    second_round = [r for r in rows if r.rounds > 1]
     return PartyResponseMetrics(
         party_id=party_id,
         party_name=name,

@@ -8,14 +8,27 @@ from __future__ import annotations
 
 import json
 import socket
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from config import Settings
 from devstack.demo import load_demo
-from starter.cli import main
-from store.cases import CaseStore
+from domain.models import (
+    CaseStatus,
+    ChecklistItem,
+    CloseCode,
+    ItemKind,
+    ItemStatus,
+    Phase,
+    RequestState,
+    TaskOutcome,
+    TaskView,
+)
+from starter.cli import _deadline, _state_text, main
+from store.cases import CaseStore, RequestRecord
 from store.files import FileStore
 from store.migrate import upgrade
 
@@ -169,6 +182,12 @@ def test_temporal_commands_exit_3_when_temporal_is_unreachable(
         ["state", "C-1001"],
         ["accept", "C-1001", "--by", "U-PARTNER-ANNA"],
         [*REQUEST, "--item", "invoice_or_contract:The amount must be proven"],
+        ["message", "C-1001", "--by", "U-PARTNER-ANNA", "--message", "Any news?"],
+        ["review", "C-1001", "--by", "U-PARTNER-ANNA", "--accept", "i1", "--reject", "i2:Blurry"],
+        ["follow-up", "C-1001", "--by", "U-PARTNER-ANNA", "--message", "Still missing."],
+        ["extend", "C-1001", "--by", "U-PARTNER-ANNA", "--until", "2026-12-10"],
+        ["extend", "C-1001", "--by", "U-PARTNER-ANNA", "--until", "2026-12-10T12:00Z"],
+        ["withdraw", "C-1001", "--by", "U-PARTNER-ANNA", "--reason", "By mistake"],
     ):
         code, out, err = run(capsys, *argv)
         assert (code, out) == (3, "")
@@ -188,8 +207,23 @@ def test_usage_errors_and_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 2 and "required: --by" in err
     code, out, _ = run(capsys, "--help")
     assert code == 0
-    for command in ("cases", "case", "request", "reply", "accept", "close", "state", "emails"):
-        assert f"    {command} " in out
+    for command in (
+        "cases",
+        "case",
+        "request",
+        "reply",
+        "message",
+        "review",
+        "follow-up",
+        "extend",
+        "withdraw",
+        "accept",
+        "close",
+        "state",
+        "emails",
+        "metrics",
+    ):
+        assert f"    {command}" in out
     assert "unresponsive_client" in out and "invoice_or_contract" in out
 
 
@@ -200,3 +234,218 @@ def test_unmigrated_store_gives_a_hint(
     code, _, err = run(capsys, "cases", "--partner", "P-NORDIC")
     assert code == 1
     assert "error: cannot read the case store at sqlite:///" in err and "migrate" in err
+
+
+# ---- the commands on an open request: refused before Temporal is asked ----------------------
+
+PARTNER_USER = "U-PARTNER-ANNA"
+
+
+def test_review_needs_items_and_reasons(capsys: pytest.CaptureFixture[str]) -> None:
+    review = ["review", "C-1001", "--by", PARTNER_USER]
+    code, out, err = run(capsys, *review)
+    assert (code, out) == (2, "")
+    assert err == "error: name at least one item: --accept ITEM_ID or --reject ITEM_ID:REASON\n"
+    code, _, err = run(capsys, *review, "--reject", "i2")
+    assert code == 2 and "--reject 'i2': write it as ITEM_ID:REASON" in err
+    code, _, err = run(capsys, *review, "--reject", "i2:  ")
+    assert code == 2 and "write it as ITEM_ID:REASON" in err
+    code, _, err = run(capsys, *review, "--accept", "no spaces please")
+    assert code == 2 and "error: --accept 'no spaces please': item_id: String should match" in err
+
+
+def test_follow_up_items_use_the_request_syntax(capsys: pytest.CaptureFixture[str]) -> None:
+    follow_up = ["follow-up", "C-1001", "--by", PARTNER_USER, "--message", "More, please."]
+    code, _, err = run(capsys, *follow_up, "--item", "invoice:The amount")
+    assert code == 2 and "unknown item kind 'invoice'" in err
+    code, _, err = run(capsys, *follow_up, "--item", "other:Photos")
+    assert code == 2 and "write it as other:DESCRIPTION:REASON" in err
+    code, _, err = run(capsys, "follow-up", "C-1001", "--by", PARTNER_USER)
+    assert code == 2 and "required: --message" in err
+
+
+def test_extend_needs_a_zone_or_a_plain_date(capsys: pytest.CaptureFixture[str]) -> None:
+    extend = ["extend", "C-1001", "--by", PARTNER_USER, "--until"]
+    code, out, err = run(capsys, *extend, "2026-12-10T17:00:00")
+    assert (code, out) == (2, "")
+    assert "error: --until '2026-12-10T17:00:00': give the time zone" in err
+    code, _, err = run(capsys, *extend, "next friday")
+    assert code == 2 and "error: --until 'next friday': not a date or time" in err
+    code, _, err = run(capsys, "extend", "C-9999", "--by", PARTNER_USER, "--until", "2026-12-10")
+    assert (code, err) == (2, "error: unknown case 'C-9999': no case has that ID\n")
+
+
+def test_a_plain_date_is_the_end_of_that_day_for_the_client() -> None:
+    # C-1001 is Hygge (Copenhagen), C-1002 Alpenbräu (Berlin), C-1003 Acme (Los Angeles).
+    copenhagen = _deadline("C-1001", "2026-12-10")
+    assert copenhagen == datetime(2026, 12, 10, 23, 59, 59, tzinfo=ZoneInfo("Europe/Copenhagen"))
+    assert copenhagen.astimezone(UTC) == datetime(2026, 12, 10, 22, 59, 59, tzinfo=UTC)
+    la = _deadline("C-1003", "2026-07-01")
+    assert la.astimezone(UTC) == datetime(2026, 7, 2, 6, 59, 59, tzinfo=UTC)  # PDT, UTC-7
+    given = _deadline("C-9999", "2026-12-10T17:00:00+01:00")  # an instant: no lookup
+    assert given.utcoffset() == timedelta(hours=1)
+    assert _deadline("C-9999", "2026-12-10T16:00Z").tzinfo is not None
+
+
+def test_message_with_missing_file_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(
+        capsys,
+        *["message", "C-1001", "--by", PARTNER_USER, "--message", "See attached."],
+        *["--file", "/no/such.pdf", "--message-id", "m-1"],
+    )
+    assert code == 2 and "error: --file '/no/such.pdf': no such file; nothing was sent" in err
+    code, _, err = run(capsys, "message", "C-1001", "--by", PARTNER_USER, "--message", " ")
+    assert code == 2 and "error: message: String should have at least 1 character" in err
+
+
+def _record_requests(settings: Settings) -> None:
+    """Two requests as the workflow's steps record them: C-1001 (Hygge) replied after 3 hours
+    and accepted; C-1002 (Alpenbräu) unanswered, closed as unresponsive."""
+    store = CaseStore.from_url(settings.database_url)
+    items = [
+        ChecklistItem(item_id="i1", kind=ItemKind.INVOICE_OR_CONTRACT, reason="Proof"),
+        ChecklistItem(
+            item_id="i2",
+            kind=ItemKind.OTHER,
+            description="Delivery photos",
+            reason="Damage claimed",
+            status=ItemStatus.REJECTED,
+            rejection_reason="The photos are too dark",
+        ),
+    ]
+    for case_id, request_id, hours in (("C-1001", "req-1", 3), ("C-1002", "req-2", 50)):
+        store.change_status(
+            case_id=case_id,
+            new_status=CaseStatus.MORE_INFO_REQUIRED,
+            close_code=None,
+            changed_by=PARTNER_USER,
+            idempotency_key=f"{request_id}:open:status",
+            opens=RequestRecord(
+                request_id=request_id,
+                run_id="run",
+                requested_by=PARTNER_USER,
+                items=[i.model_dump(mode="json") for i in items],
+                requested_at=datetime.now(UTC) - timedelta(hours=hours),
+            ),
+        )
+        store.create_task(
+            case_id=case_id,
+            request_id=request_id,
+            title="Send it",
+            due_at=datetime.now(UTC) + timedelta(days=1),
+            idempotency_key=f"{request_id}:task",
+        )
+    # The reply step: the client's message in the chat, then its time as the first reply.
+    store.post_message(
+        case_id="C-1001",
+        kind="message",
+        author_user_id="U-HYGGE-LARS",
+        body="Here.",
+        idempotency_key="C-1001:reply:r-1",
+    )
+    store.note_first_reply(request_id="req-1", message_key="C-1001:reply:r-1")
+    store.close_task(idempotency_key="req-1:task", outcome="replied")
+    store.close_task(idempotency_key="req-2:task", outcome="expired")
+    store.change_status(
+        case_id="C-1002",
+        new_status=CaseStatus.CLOSED,
+        close_code=CloseCode.UNRESPONSIVE_CLIENT,
+        changed_by=PARTNER_USER,
+        idempotency_key="req-2:decision:status",
+        ends_request=("req-2", "closed"),
+    )
+    store.engine.dispose()
+
+
+def test_metrics(capsys: pytest.CaptureFixture[str], demo_env: Settings) -> None:
+    assert run(capsys, "metrics", "--by", "partner") == (0, "no info requests yet\n", "")
+    _record_requests(demo_env)
+
+    code, out, err = run(capsys, "metrics", "--partner", "P-NORDIC")
+    assert (code, err) == (0, "")
+    header, row = out.splitlines()
+    assert header.split()[:5] == ["PARTNER", "NAME", "REQUESTS", "REPLIED", "ENDED"]
+    assert row.split() == [
+        *["P-NORDIC", "Nordic", "Collect", "ApS", "2", "1", "1"],
+        *["3.0", "h", "3.0", "h", "0%", "100%"],
+    ]
+
+    code, out, _ = run(capsys, "--json", "metrics", "--by", "client")
+    rows = {m["party_id"]: m for m in json.loads(out)}
+    assert code == 0 and sorted(rows) == ["CL-ALPEN", "CL-HYGGE"]
+    assert rows["CL-HYGGE"]["replied"] == 1 and rows["CL-HYGGE"]["ended"] == 0
+    assert rows["CL-ALPEN"]["replied"] == 0 and rows["CL-ALPEN"]["median_hours_to_reply"] is None
+    assert rows["CL-ALPEN"]["share_unresponsive_client"] == 1.0
+
+    code, out, _ = run(capsys, "metrics", "--client", "CL-ACME")
+    assert (code, out) == (0, "no info requests yet for CL-ACME\n")
+
+
+def test_metrics_refusals(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "metrics", "--partner", "CL-HYGGE")
+    assert (code, err) == (2, "error: unknown partner 'CL-HYGGE': no partner has that ID\n")
+    code, _, err = run(capsys, "metrics", "--client", "CL-NOBODY")
+    assert code == 2 and "unknown client 'CL-NOBODY'" in err
+    code, _, err = run(capsys, "metrics")
+    assert code == 2 and "one of the arguments --partner --client --by is required" in err
+    code, _, err = run(capsys, "metrics", "--partner", "P-NORDIC", "--by", "client")
+    assert code == 2 and "not allowed with argument" in err
+
+
+def test_case_shows_the_recorded_checklist_when_temporal_is_unreachable(
+    capsys: pytest.CaptureFixture[str], demo_env: Settings
+) -> None:
+    _record_requests(demo_env)
+    code, out, _ = run(capsys, "case", "C-1001")
+    assert code == 0
+    live = out[out.index("Info request (live, from Temporal)") :]
+    assert "live state unavailable" in live
+    assert "checklist (as last recorded in the case store)" in live
+    assert "i1  requested  Original invoice or signed contract" in live
+    assert "    i2  rejected   Delivery photos\n        rejected: The photos are too dark" in live
+
+
+def test_state_text_shows_round_reminders_and_checklist() -> None:
+    due = datetime(2026, 12, 10, 22, 59, 59, tzinfo=UTC)
+    state = RequestState(
+        request_id="req-1",
+        case_id="C-1001",
+        phase=Phase.WAITING_FOR_CLIENT,
+        case_status=CaseStatus.MORE_INFO_REQUIRED,
+        task=TaskView(
+            task_id="req-1:r2:task",
+            due_at=due,
+            due_local="Thursday 10 December 2026, 23:59 (Europe/Copenhagen)",
+            outcome=TaskOutcome.OPEN,
+            round=2,
+            latest_due_at=due + timedelta(days=8),
+        ),
+        round=2,
+        reminders_sent=1,
+        items=[
+            ChecklistItem(
+                item_id="i1",
+                kind=ItemKind.INVOICE_OR_CONTRACT,
+                reason="Proof",
+                status=ItemStatus.ACCEPTED,
+            ),
+            ChecklistItem(
+                item_id="i2",
+                kind=ItemKind.PROOF_OF_DELIVERY,
+                reason="Disputed",
+                status=ItemStatus.REJECTED,
+                rejection_reason="Unsigned",
+            ),
+            ChecklistItem(item_id="i3", kind=ItemKind.BANK_STATEMENTS, reason="Paid?", round=2),
+        ],
+    )
+    text = _state_text(state)
+    assert "round     2, reminders sent 1" in text
+    assert "may be extended to 2026-12-18 22:59 UTC at most" in text
+    assert text.endswith(
+        "checklist\n"
+        "  i1  accepted   Original invoice or signed contract\n"
+        "  i2  rejected   Proof of delivery or of the service being completed\n"
+        "      rejected: Unsigned\n"
+        "  i3  requested  Bank statements showing the disbursement  (added in round 2)"
+    )

@@ -9,10 +9,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from datetime import time as clock
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -87,6 +91,8 @@ async def service(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Ser
         "FILE_STORE_DIR": str(data_dir / "files"),
         "INFO_REQUESTS_DATA_DIR": str(data_dir),
         "PYTHONUNBUFFERED": "1",
+        # The partner's messages are emailed after one quiet second instead of ten minutes.
+        "BUNDLE_QUIET_SECONDS": "1",
     }
     worker_log = data_dir / "worker.log"
     try:
@@ -226,6 +232,112 @@ def test_second_request_while_open_is_refused(service: Service) -> None:
         assert len(store.emails("C-1003")) == 1
     finally:
         store.engine.dispose()
+
+
+def test_message_extend_review_follow_up_withdraw_and_metrics(service: Service) -> None:
+    """C-1004 (Hygge, Copenhagen): the partner writes (emailed after the quiet period),
+    extends the deadline by a plain date, reviews the checklist, asks again once the client
+    replied, and withdraws; the metrics count the second round."""
+    by = ["--by", PARTNER_USER]
+    before = _counts(service.json("metrics", "--client", "CL-HYGGE"))
+    opened = service.json(
+        "request",
+        "C-1004",
+        *by,
+        "--item",
+        "invoice_or_contract:The claim amount must be proven",
+        "--item",
+        "payment_reminders:The debtor says no reminder came",
+        "--message",
+        "Please send invoice 2026-140 and your reminders.",
+    )
+    assert [i["item_id"] for i in opened["items"]] == ["i1", "i2"]
+
+    for n, text in enumerate(["Invoice first, please.", "The reminders can follow."], start=1):
+        sent = service.cli("message", "C-1004", *by, "--message", text, "--message-id", f"m-{n}")
+        assert f"message ID m-{n}" in sent.stdout
+
+    zone = ZoneInfo("Europe/Copenhagen")
+    due_day = datetime.fromisoformat(opened["task"]["due_at"]).astimezone(zone).date()
+    new_day = due_day + timedelta(days=1)
+    extended = service.json("extend", "C-1004", *by, "--until", new_day.isoformat())
+    assert datetime.fromisoformat(extended["task"]["due_at"]) == datetime.combine(
+        new_day, clock(23, 59, 59), zone
+    )
+
+    reviewed = service.json(
+        "review", "C-1004", *by, "--accept", "i1", "--reject", "i2:Only one reminder is dated"
+    )
+    assert [(i["item_id"], i["status"]) for i in reviewed["items"]] == [
+        ("i1", "accepted"),
+        ("i2", "rejected"),
+    ]
+    early = service.cli("follow-up", "C-1004", *by, "--message", "More, please.", expect=2)
+    assert "the client's task of round 1 is still open" in early.stderr
+
+    service.cli("reply", "C-1004", "--as", CLIENT_USER, "--message", "Both attached.")
+    _wait_for(lambda: service.json("state", "C-1004")["phase"] == "waiting_for_decision")
+    followed = service.cli(
+        "follow-up",
+        "C-1004",
+        *by,
+        "--message",
+        "Please send the dated reminders.",
+        "--item",
+        "bank_statements:Show that nothing was paid",
+    ).stdout
+    assert "Follow-up round 2 opened on case C-1004." in followed
+    assert "round     2, reminders sent 0" in followed
+    assert "  i1  accepted   Original invoice or signed contract" in followed
+    assert "  i2  requested  Payment reminders" in followed
+    assert "  i3  requested  Bank statements showing the disbursement  (added in round 2)" in (
+        followed
+    )
+
+    # The quiet period passed long ago: the messages went out by email before the withdrawal.
+    store = service.store()
+    try:
+        _wait_for(lambda: "can follow" in " ".join(e.body for e in store.emails("C-1004")))
+    finally:
+        store.engine.dispose()
+    withdrawn = service.cli("withdraw", "C-1004", *by, "--reason", "Paid meanwhile").stdout
+    assert "withdrawn; the case is pending_verification again" in withdrawn
+    refused = service.cli("withdraw", "C-1004", *by, expect=2)
+    assert "error: the info request on case C-1004 is closed" in refused.stderr
+
+    case = service.json("case", "C-1004")
+    assert case["case"]["case"]["status"] == "pending_verification"
+    assert [t["status"] for t in case["tasks"]] == ["replied", "cancelled"]
+    assert case["state"]["withdrawn"] and case["state"]["round"] == 2
+    bundled = [e["body"] for e in case["emails"] if "new message" in e["subject"]]
+    for text in ("Invoice first, please.", "The reminders can follow."):
+        assert sum(text in body for body in bundled) == 1
+    assert "Paid meanwhile" in case["emails"][-1]["body"]
+
+    # One more request of Hygge's: replied, ended, in two rounds, not as unresponsive.
+    after = _counts(service.json("metrics", "--client", "CL-HYGGE"))
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 1, 1, 0]
+
+
+def _counts(metrics: list[dict[str, Any]]) -> list[int]:
+    """requests, replied, ended, second rounds, unresponsive: counts from one party's row."""
+    if not metrics:
+        return [0] * 5
+    [m] = metrics
+    return [
+        m["requests"],
+        m["replied"],
+        m["ended"],
+        round(m["requests"] * (m["share_needing_second_round"] or 0)),
+        round(m["ended"] * (m["share_unresponsive_client"] or 0)),
+    ]
+
+
+def _wait_for(check: Any, seconds: float = 15) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
 
 
 def _file_ref(path: Path, content_type: str) -> dict[str, Any]:

@@ -275,9 +275,11 @@ class InfoRequestWorkflow:
         key = self._request.request_id
         self._round += 1
         self._rounds_in_run += 1
+        # Asked again: every item not accepted. A rejected one stays rejected, with its reason,
+        # so the round's message and email say what was wrong with what was sent.
         self._items = [
             item
-            if item.status is ItemStatus.ACCEPTED
+            if item.status in (ItemStatus.ACCEPTED, ItemStatus.REJECTED)
             else item.model_copy(update={"status": ItemStatus.REQUESTED})
             for item in self._items
         ] + _checklist(list(follow_up.new_items), self._round, len(self._items) + 1)
@@ -396,6 +398,7 @@ class InfoRequestWorkflow:
                     attachments=list(reply.attachments),
                     idempotency_key=reply_message_key(request.case_id, reply.reply_id),
                     drop_missing_attachments=True,
+                    reply_to_request=request.request_id,
                 ),
                 "Post the client's reply in the case chat",
             )
@@ -512,8 +515,10 @@ class InfoRequestWorkflow:
                 f"{r.item_id} accepted" if r.accepted else f"{r.item_id} rejected ({r.reason})"
                 for r in review.reviews
             )
+            # The count restarts in each run (continue-as-new): the run ID keeps keys unique.
             await self._record_checklist(
-                f"{self._request.request_id}:review:{self._reviews_recorded}",
+                f"{self._request.request_id}:review:{workflow.info().run_id}:"
+                f"{self._reviews_recorded}",
                 f"Checklist reviewed by {review.reviewed_by}: {outcome}.",
             )
 
@@ -682,7 +687,9 @@ class InfoRequestWorkflow:
                     "status": ItemStatus.ACCEPTED
                     if verdicts[item.item_id].accepted
                     else ItemStatus.REJECTED,
-                    "rejection_reason": verdicts[item.item_id].reason,
+                    "rejection_reason": None
+                    if verdicts[item.item_id].accepted
+                    else verdicts[item.item_id].reason,
                 }
             )
             if item.item_id in verdicts

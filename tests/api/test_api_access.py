@@ -3,26 +3,29 @@ token). A case of another party is the same 404 as a case that does not exist.""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 
 import starter
-from domain.models import ItemKind, RequestedItem
+from domain.models import ClientReply, ItemKind, Phase, RequestedItem, RequestState
 from store.tokens import issue_token, revoke_token
 from tests.api.conftest import (
     OTHER_CLIENT_USER,
+    OTHER_PARTNER,
     OTHER_PARTNER_USER,
     Api,
     error_of,
     shared_api,
 )
 from tests.api.files import PDF_BYTES
-from tests.conftest import CLIENT_USER, PARTNER, PARTNER_USER, add_case
+from tests.conftest import CLIENT_DE_BY, CLIENT_DK, CLIENT_USER, PARTNER, PARTNER_USER, add_case
 
 ANONYMOUS = "anonymous"
 REVOKED = "revoked"
@@ -44,9 +47,11 @@ class Endpoint:
     name: str
     method: str
     path: str  # {case} and {sha} are filled in per test
-    # What the case must have before the call: "pending" or "waiting" (an open request).
+    # What the case must have before the call: "pending", "waiting" (an open request) or
+    # "replied" (an open request the client has answered).
     setup: str = "pending"
-    json: dict[str, Any] | None = None
+    # A body, or one built from the open request's state (e.g. a deadline after its own).
+    json: dict[str, Any] | Callable[[RequestState], dict[str, Any]] | None = None
     form: dict[str, str] | None = None
     files: bool = False
     key: bool = False  # sends an Idempotency-Key
@@ -141,12 +146,85 @@ ENDPOINTS = [
         },
     ),
 ]
+PARTNER_ONLY = {
+    PARTNER_USER: 200,
+    OTHER_PARTNER_USER: 404,
+    CLIENT_USER: 403,
+    OTHER_CLIENT_USER: 403,
+}
+
+
+def _later_deadline(state: RequestState) -> dict[str, Any]:
+    assert state.task is not None
+    return {"due_at": (state.task.due_at + timedelta(hours=1)).isoformat()}
+
+
+ENDPOINTS += [
+    Endpoint(
+        "message",
+        "POST",
+        "/cases/{case}/messages",
+        setup="waiting",
+        form={"message": "Could you also send the delivery note?"},
+        files=True,
+        key=True,
+        expect={**PARTNER_ONLY, PARTNER_USER: 202},
+    ),
+    Endpoint(
+        "review",
+        "POST",
+        "/cases/{case}/info-request/review",
+        setup="waiting",
+        json={"reviews": [{"item_id": "i1", "accepted": False, "reason": "Unreadable scan"}]},
+        expect=PARTNER_ONLY,
+    ),
+    Endpoint(
+        "follow-up",
+        "POST",
+        "/cases/{case}/info-request/follow-up",
+        setup="replied",
+        json={"message": "Please send a readable scan."},
+        expect=PARTNER_ONLY,
+    ),
+    Endpoint(
+        "extend deadline",
+        "POST",
+        "/cases/{case}/info-request/deadline",
+        setup="waiting",
+        json=_later_deadline,
+        expect=PARTNER_ONLY,
+    ),
+    Endpoint(
+        "withdraw",
+        "POST",
+        "/cases/{case}/info-request/withdraw",
+        setup="waiting",
+        json={"reason": "Sent by mistake"},
+        expect=PARTNER_ONLY,
+    ),
+    Endpoint(
+        "response metrics",
+        "GET",
+        "/metrics/response",
+        setup="waiting",
+        case_scoped=False,
+        expect=dict.fromkeys(READ, 200),
+    ),
+]
 CALLERS = [CLIENT_USER, PARTNER_USER, OTHER_CLIENT_USER, OTHER_PARTNER_USER, ANONYMOUS, REVOKED]
+# The party each caller speaks for in the metrics.
+PARTY_OF = {
+    CLIENT_USER: CLIENT_DK.id,
+    PARTNER_USER: PARTNER.id,
+    OTHER_CLIENT_USER: CLIENT_DE_BY.id,
+    OTHER_PARTNER_USER: OTHER_PARTNER.id,
+}
 
 
-async def _prepare(api: Api, endpoint: Endpoint) -> tuple[str, str]:
-    """A fresh case of CL-DK at P-TEST with a submitted file; with an open request if the
-    endpoint needs one. Returns the case ID and the file's hash."""
+async def _prepare(api: Api, endpoint: Endpoint) -> tuple[str, str, RequestState | None]:
+    """A fresh case of CL-DK at P-TEST with a submitted file; with an open request (answered
+    by the client) if the endpoint needs one. Returns the case ID, the file's hash and the
+    request's state."""
     store = api.stack.store
     case_id = add_case(store)
     ref = api.stack.files.put_bytes(
@@ -160,38 +238,59 @@ async def _prepare(api: Api, endpoint: Endpoint) -> tuple[str, str]:
         attachments=[ref],
         idempotency_key=f"{case_id}:access-test",
     )
-    if endpoint.setup == "waiting":
-        await starter.request_info(
-            api.stack.client,
-            starter.new_request(
-                case_id=case_id,
-                partner_user_id=PARTNER_USER,
-                items=[RequestedItem(kind=ItemKind.INVOICE_OR_CONTRACT, reason="Proof")],
-                message="Please send the invoice.",
-            ),
-            task_queue=api.stack.task_queue,
+    if endpoint.setup == "pending":
+        return case_id, ref.sha256, None
+    state = await starter.request_info(
+        api.stack.client,
+        starter.new_request(
+            case_id=case_id,
+            partner_user_id=PARTNER_USER,
+            items=[RequestedItem(kind=ItemKind.INVOICE_OR_CONTRACT, reason="Proof")],
+            message="Please send the invoice.",
+        ),
+        task_queue=api.stack.task_queue,
+    )
+    if endpoint.setup == "replied":
+        await starter.send_client_reply(
+            api.stack.client, case_id, ClientReply(reply_id="r-1", message="Attached.")
         )
-    return case_id, ref.sha256
+        for _ in range(200):  # a signal: recorded a moment later
+            state = await starter.get_state(api.stack.client, case_id)
+            if state.phase is Phase.WAITING_FOR_DECISION:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError(f"the reply on {case_id} was not recorded")
+    return case_id, ref.sha256, state
 
 
 async def _call(
-    api: Api, endpoint: Endpoint, caller: str, case_id: str, sha: str
+    api: Api,
+    endpoint: Endpoint,
+    caller: str,
+    case_id: str,
+    sha: str,
+    state: RequestState | None = None,
 ) -> httpx.Response:
     headers = {} if caller == ANONYMOUS else api.auth(caller)
     if endpoint.key:
         headers["Idempotency-Key"] = uuid.uuid4().hex
     url = endpoint.path.format(case=case_id, sha=sha)
     files = [("files", ("note.pdf", PDF_BYTES, "application/pdf"))] if endpoint.files else None
+    body = endpoint.json
+    if callable(body):
+        assert state is not None
+        body = body(state)
     return await api.http.request(
-        endpoint.method, url, headers=headers, json=endpoint.json, data=endpoint.form, files=files
+        endpoint.method, url, headers=headers, json=body, data=endpoint.form, files=files
     )
 
 
 @pytest.mark.parametrize("caller", CALLERS)
 @pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: e.name)
 async def test_access(world: Api, endpoint: Endpoint, caller: str) -> None:
-    case_id, sha = await _prepare(world, endpoint)
-    response = await _call(world, endpoint, caller, case_id, sha)
+    case_id, sha, state = await _prepare(world, endpoint)
+    response = await _call(world, endpoint, caller, case_id, sha, state)
 
     if caller in (ANONYMOUS, REVOKED):
         assert response.status_code == 401, response.text
@@ -205,11 +304,22 @@ async def test_access(world: Api, endpoint: Endpoint, caller: str) -> None:
     if expected == 404:
         # Exactly what a case that does not exist gets: nothing tells them apart.
         missing_id = f"C-{uuid.uuid4().hex[:10]}"
-        missing = await _call(world, endpoint, caller, missing_id, sha)
+        missing = await _call(world, endpoint, caller, missing_id, sha, state)
         assert missing.status_code == 404
         assert response.text.replace(case_id, missing_id) == missing.text
         assert error_of(response) == {"code": "not_found", "message": f"case {case_id!r} not found"}
-    if not endpoint.case_scoped and endpoint.method == "GET":
+    if endpoint.path == "/metrics/response":
+        # Each party's own numbers; a partner's clients only as seen on its own cases.
+        metrics = response.json()
+        assert metrics["party"]["party_id"] == PARTY_OF[caller]
+        clients = {m["party_id"] for m in metrics["clients"]}
+        if caller == PARTNER_USER:
+            assert CLIENT_DK.id in clients and metrics["party"]["requests"] >= 1
+        elif caller == CLIENT_USER:
+            assert clients == set() and metrics["party"]["requests"] >= 1
+        else:  # the other parties have no request, and see nothing of this one
+            assert clients == set() and metrics["party"]["requests"] == 0
+    elif not endpoint.case_scoped and endpoint.method == "GET":
         # Lists show the case to its own parties only.
         listed = response.json()
         ids = (
@@ -222,7 +332,7 @@ async def test_access(world: Api, endpoint: Endpoint, caller: str) -> None:
 
 async def test_a_file_of_another_case_is_not_served_through_yours(world: Api) -> None:
     """The file store is shared by all cases; a hash must belong to the case in the URL."""
-    theirs, sha = await _prepare(world, ENDPOINTS[0])
+    theirs, sha, _ = await _prepare(world, ENDPOINTS[0])
     mine = add_case(world.stack.store)
     assert (
         await world.http.get(f"/cases/{theirs}/files/{sha}", headers=world.client)
