@@ -23,6 +23,11 @@ test: $(STAMP)
 	$(VENV)/bin/mypy .
 	$(VENV)/bin/pytest
 
+## Longer fault runs, outside CI: every step of every path, many requests, long outages.
+.PHONY: soak
+soak: $(STAMP)
+	SOAK=1 $(VENV)/bin/pytest tests/faults -q -s
+
 ## The command line of the starter, e.g. make cli ARGS='cases --partner P-NORDIC'
 cli: $(STAMP)
 	$(PY) -m starter $(ARGS)
@@ -39,3 +44,9 @@ schemas: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache
+
+## Benchmarks (issue #6): throughput, actions, latency, scale -> docs/benchmarks.md (~40 min;
+## smaller: BENCH_N=100 BENCH_SCALE_N=500 make bench, or BENCH_PARTS=actions; see bench/__main__.py).
+.PHONY: bench
+bench: $(STAMP)
+	$(PY) -m bench

@@ -2,11 +2,12 @@
 
 The email row is written before anything leaves. With the outbox (no SENDGRID_API_KEY) the row
 is the delivery: one transaction, exactly once. With SendGrid the row moves
-`sending -> sent | retrying | rejected`; an attempt that finds `retrying` sends again (SendGrid
-refused the earlier try, so nothing went out), while one that finds `sending` knows only that
-an earlier attempt died mid-call: it does not send again (never twice), marks the email
-`unconfirmed` and says so in the log and the result, for an operator to check in SendGrid's
-activity feed by the idempotency key carried in `custom_args`.
+`sending -> sent | retrying | rejected | unconfirmed`; an attempt that finds `retrying` sends
+again (SendGrid refused the earlier try, or the connection never opened, so nothing went out),
+while an attempt that got no answer in time, or one that finds `sending` (an earlier attempt
+died mid-call), does not send again (never twice): it marks the email `unconfirmed` and says so
+in the log and the result, for an operator to check in SendGrid's activity feed by the
+idempotency key carried in `custom_args`.
 """
 
 from __future__ import annotations
@@ -74,6 +75,17 @@ class Mailer:
         try:
             message_id = self.sendgrid.send(email)
         except EmailTemporarilyFailed as e:
+            if e.maybe_delivered:
+                # SendGrid may have taken it (no answer in time): never send twice.
+                log.warning(
+                    "email %s: no answer from SendGrid (%s); not sending again",
+                    email.idempotency_key,
+                    e,
+                )
+                row = self.store.update_email(
+                    email.idempotency_key, status="unconfirmed", error=str(e)
+                )
+                return EmailOutcome(status=row.status, transport=row.transport)
             self.store.update_email(email.idempotency_key, status="retrying", error=str(e))
             raise ApplicationError(
                 f"SendGrid could not take the email now ({e}); retrying",

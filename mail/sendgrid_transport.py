@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import time
+import urllib.error
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -71,15 +72,22 @@ class EmailTemporarilyFailed(Exception):
     `status` is the HTTP status, or None when no HTTP answer came back at all.
     `retry_after` is how many seconds SendGrid asked us to wait (Retry-After, or
     X-RateLimit-Reset relative to now), or None when it gave no hint.
+    `maybe_delivered` is True when the request may have reached SendGrid although no answer
+    came (a timeout or a connection dropped mid-answer): sending again could send it twice.
     """
 
     def __init__(
-        self, reason: str, status: int | None = None, retry_after: float | None = None
+        self,
+        reason: str,
+        status: int | None = None,
+        retry_after: float | None = None,
+        maybe_delivered: bool = False,
     ) -> None:
-        super().__init__(reason, status, retry_after)
+        super().__init__(reason, status, retry_after, maybe_delivered)
         self.reason = reason
         self.status = status
         self.retry_after = retry_after
+        self.maybe_delivered = maybe_delivered
 
     def __str__(self) -> str:
         text = "SendGrid temporarily failed"
@@ -165,7 +173,11 @@ class SendGridTransport:
             # (it wraps the OSError raised while sending), a bare TimeoutError when the answer
             # does not come within the timeout, ConnectionResetError/RemoteDisconnected or
             # IncompleteRead when the connection drops mid-answer.
-            raise EmailTemporarilyFailed(_describe_network_error(exc)) from exc
+            # Only a failure to connect (URLError) proves the request never left.
+            raise EmailTemporarilyFailed(
+                _describe_network_error(exc),
+                maybe_delivered=not isinstance(exc, urllib.error.URLError),
+            ) from exc
 
         message_id = response.headers.get("X-Message-Id") if response.headers else None
         _log.info(

@@ -205,6 +205,7 @@ def test_connection_refused_is_temporary() -> None:
 
     assert caught.value.status is None
     assert caught.value.retry_after is None
+    assert caught.value.maybe_delivered is False  # nothing left: safe to send again
 
 
 def test_slow_server_hits_the_timeout_and_is_temporary(fake: FakeSendGrid) -> None:
@@ -217,6 +218,7 @@ def test_slow_server_hits_the_timeout_and_is_temporary(fake: FakeSendGrid) -> No
     elapsed = time.monotonic() - started
 
     assert caught.value.status is None
+    assert caught.value.maybe_delivered is True  # SendGrid may have it: never send again
     assert "timed out" in str(caught.value)
     assert elapsed < 2.0  # the timeout reached urllib, not the server's 5 s
 

@@ -339,7 +339,7 @@ class InfoRequestWorkflow:
         )
         self._task = created.task
         self._round_started_at = requested_at
-        self._reply_in_round = False
+        self._reply_in_round = bool(self._unrecorded_replies)  # a reply during the opening
         self._reminders_sent = 0
         self._last_reminder_at = None
         kind, step = email
@@ -414,6 +414,7 @@ class InfoRequestWorkflow:
                 )
             )
             _metrics().replies.add(1)
+            self._reply_in_round = True
             covered = self._mark_received(reply.covers)
             if self._task_open():
                 await self._close_task(TaskOutcome.REPLIED)
