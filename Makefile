@@ -45,7 +45,7 @@ schemas: $(STAMP)
 clean:
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache
 
-## Benchmarks (issue #6): throughput, actions, latency, scale -> docs/benchmarks.md (~40 min;
+## Benchmarks (issue #6): throughput, actions, latency, scale -> docs/benchmarks.md (~45 min;
 ## smaller: BENCH_N=100 BENCH_SCALE_N=500 make bench, or BENCH_PARTS=actions; see bench/__main__.py).
 .PHONY: bench
 bench: $(STAMP)

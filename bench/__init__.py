@@ -5,5 +5,6 @@ Parts, each a module with an async `run(...)`:
   empty steps (bench.baselines), interleaved in one process; reply-to-closed latency.
 - bench.actions: history events and Temporal Cloud actions per request (reply and deadline path).
 - bench.scale: many requests open at once against a worker process; RSS, start and drain times.
-- bench.profile: where the worker's CPU goes (py-spy, when installed).
+- bench.profile: worker CPU per request with the worker in its own process, where it goes
+  (py-spy, when installed), and the worker settings of bench.scale interleaved.
 """

@@ -15,6 +15,8 @@ Environment (defaults in brackets):
   BENCH_SCALE_N       requests open at once in the scale part [2000]
   BENCH_SCALE_SETTINGS  shipped,cache10k,cache10k-lean [all]
   BENCH_OUT           the markdown written [docs/benchmarks.md]
+  BENCH_RESULTS       the JSON of every figure, read and written [bench/last-run.json]
+  BENCH_KEEP          1: keep the temporary directory (stores, logs, py-spy output)
 
 Everything runs on 127.0.0.1 and stops by itself; servers and workers it starts are stopped
 on the way out. Bytecode: Python's default is to cache compiled modules, and a worker image
@@ -27,12 +29,22 @@ and measures the uncached case as a diagnostic variant.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 
 
+def _temporary_root() -> str:
+    """Every temporary file of the run (stores, logs, bytecode) goes under one directory,
+    removed at the end. Readable by others: the PostgreSQL cluster runs as `postgres`."""
+    root = tempfile.mkdtemp(prefix="bench-")
+    os.chmod(root, 0o755)
+    tempfile.tempdir = root
+    return root
+
+
 def _cache_bytecode_outside_the_tree() -> str:
-    prefix = tempfile.mkdtemp(prefix="bench-pycache-")
+    prefix = tempfile.mkdtemp(prefix="pycache-")
     sys.pycache_prefix = prefix
     sys.dont_write_bytecode = False
     os.environ["PYTHONPYCACHEPREFIX"] = prefix
@@ -41,9 +53,17 @@ def _cache_bytecode_outside_the_tree() -> str:
 
 
 if __name__ == "__main__":
+    root = _temporary_root()
     _cache_bytecode_outside_the_tree()
     import asyncio
 
     from bench.run import main
 
-    sys.exit(asyncio.run(main()))
+    try:
+        code = asyncio.run(main())
+    finally:
+        if os.environ.get("BENCH_KEEP") == "1":
+            print(f"kept {root}", flush=True)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    sys.exit(code)

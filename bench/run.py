@@ -13,7 +13,7 @@ from bench import actions, profile, report, scale, throughput
 from bench.common import env_flag, env_int, log, machine
 from config import PROJECT_ROOT
 
-RESULTS = PROJECT_ROOT / "bench" / "last-run.json"
+DEFAULT_RESULTS = PROJECT_ROOT / "bench" / "last-run.json"
 PARTS = ("throughput", "actions", "profile", "settings", "scale")
 ENV_VARS = (
     "BENCH_PARTS",
@@ -42,7 +42,8 @@ async def main() -> int:
     unknown = set(parts) - set(PARTS)
     if unknown:
         raise SystemExit(f"BENCH_PARTS: unknown part(s) {sorted(unknown)}; known: {PARTS}")
-    results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results_path = Path(os.environ.get("BENCH_RESULTS", DEFAULT_RESULTS))
+    results: dict[str, Any] = json.loads(results_path.read_text()) if results_path.exists() else {}
     concurrency = env_int("BENCH_CONCURRENCY", 50)
     postgres_default = Path("/usr/lib/postgresql/15/bin/initdb").exists()
     for part in parts:
@@ -82,9 +83,9 @@ async def main() -> int:
                 settings=chosen.split(",") if chosen else None,
             )
         results[part] = meta | {"seconds": round(time.monotonic() - started), "data": data}
-        RESULTS.write_text(json.dumps(results, indent=1, default=str) + "\n")
+        results_path.write_text(json.dumps(results, indent=1, default=str) + "\n")
         log(f"== {part} done in {results[part]['seconds']} s")
     out = Path(os.environ.get("BENCH_OUT", PROJECT_ROOT / "docs" / "benchmarks.md"))
     report.write(out, results)
-    log(f"wrote {out} and {RESULTS}")
+    log(f"wrote {out} and {results_path}")
     return 0
