@@ -23,6 +23,7 @@ markers with a summary) and never re-run on replay.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -269,7 +270,7 @@ class InfoRequestWorkflow:
             email=(EmailKind.INFO_REQUESTED, "open:email"),
             message=request.message,
         )
-        _metrics().opened.add(1)
+        self._meters.opened.add(1)
 
     async def _open_follow_up_round(self, follow_up: FollowUp) -> None:
         key = self._request.request_id
@@ -403,7 +404,7 @@ class InfoRequestWorkflow:
                 "Post the client's reply in the case chat",
             )
             if not self._replies:
-                _metrics().time_to_reply.record(
+                self._meters.time_to_reply.record(
                     int((received_at - (self._requested_at or received_at)).total_seconds())
                 )
             self._replies.append(
@@ -413,7 +414,7 @@ class InfoRequestWorkflow:
                     attachments=len(reply.attachments),
                 )
             )
-            _metrics().replies.add(1)
+            self._meters.replies.add(1)
             self._reply_in_round = True
             covered = self._mark_received(reply.covers)
             if self._task_open():
@@ -446,7 +447,7 @@ class InfoRequestWorkflow:
 
     async def _expire(self) -> None:
         await self._close_task(TaskOutcome.EXPIRED)
-        _metrics().expired.add(1)
+        self._meters.expired.add(1)
         assert self._task is not None
         await self._email(
             EmailKind.REQUEST_EXPIRED,
@@ -602,7 +603,7 @@ class InfoRequestWorkflow:
         )
         self._phase = Phase.DONE
         self._publish()
-        _metrics().decisions.add(1, {"outcome": outcome.value})
+        self._meters.decisions.add(1, {"outcome": outcome.value})
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._summary
 
@@ -813,6 +814,11 @@ class InfoRequestWorkflow:
             withdrawn=self._withdrawal is not None,
         )
 
+    @functools.cached_property
+    def _meters(self) -> _Metrics:
+        """Created once a run, at first use (the meter belongs to the running workflow)."""
+        return _Metrics()
+
     # ---- what operators see ----------------------------------------------------------------
 
     def _publish(self, *extra: SearchAttributeUpdate[Any]) -> None:
@@ -932,10 +938,6 @@ class _Metrics:
         self.time_to_reply = meter.create_histogram(
             "info_request_time_to_reply", "From the request to the client's first reply", "s"
         )
-
-
-def _metrics() -> _Metrics:
-    return _Metrics()
 
 
 def _application_error(error: BaseException) -> ApplicationError | None:
