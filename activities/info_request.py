@@ -134,6 +134,10 @@ class EmailKind(StrEnum):
     REQUEST_WITHDRAWN = "request_withdrawn"
 
 
+# Emails for the partner who asked; every other kind goes to the client.
+TO_PARTNER = frozenset({EmailKind.CLIENT_REPLIED, EmailKind.REQUEST_EXPIRED})
+
+
 class SendEmailInput(_Input):
     kind: EmailKind
     case_id: str
@@ -354,7 +358,6 @@ class InfoRequestActivities:
                     due_at=step.due_at,
                     time_zone=client.time_zone,
                 )
-                to_email, to_name = client.email, client.name
             case EmailKind.CLIENT_REPLIED:
                 assert step.replied_at is not None
                 rendered = templates.client_replied(
@@ -364,7 +367,6 @@ class InfoRequestActivities:
                     replied_at=step.replied_at,
                     time_zone=partner.time_zone,
                 )
-                to_email, to_name = partner_email, partner_name
             case EmailKind.REQUEST_EXPIRED:
                 assert step.due_at is not None
                 rendered = templates.request_expired(
@@ -374,7 +376,6 @@ class InfoRequestActivities:
                     due_at=step.due_at,
                     time_zone=partner.time_zone,
                 )
-                to_email, to_name = partner_email, partner_name
             case EmailKind.FOLLOW_UP | EmailKind.REMINDER:
                 assert step.due_at is not None
                 rendered = (
@@ -398,7 +399,6 @@ class InfoRequestActivities:
                         number=step.reminder_number,
                     )
                 )
-                to_email, to_name = client.email, client.name
             case EmailKind.PARTNER_MESSAGES:
                 rendered = templates.partner_messages(
                     case_reference=case.reference,
@@ -406,7 +406,6 @@ class InfoRequestActivities:
                     partner_name=partner.name,
                     messages=step.messages,
                 )
-                to_email, to_name = client.email, client.name
             case EmailKind.REQUEST_WITHDRAWN:
                 rendered = templates.request_withdrawn(
                     case_reference=case.reference,
@@ -414,7 +413,6 @@ class InfoRequestActivities:
                     partner_name=partner.name,
                     reason=step.note,
                 )
-                to_email, to_name = client.email, client.name
             case EmailKind.CASE_DECIDED:
                 rendered = templates.case_decided(
                     case_reference=case.reference,
@@ -423,7 +421,11 @@ class InfoRequestActivities:
                     close_code=step.close_code,
                     note=step.note,
                 )
-                to_email, to_name = client.email, client.name
+        to_email, to_name = (
+            (partner_email, partner_name)
+            if step.kind in TO_PARTNER
+            else (client.email, client.name)
+        )
         return self.mailer.deliver(
             OutgoingEmail(
                 idempotency_key=step.idempotency_key,
