@@ -221,15 +221,12 @@ class InfoRequestActivities:
                 body=body,
                 attachments=attachments,
                 idempotency_key=step.idempotency_key,
+                first_reply_to=step.reply_to_request,
             )
         except UnknownCase as e:
             raise _refuse(e, "UnknownCase") from e
         except FileMissing as e:
             raise _refuse(e, "FileMissing") from e
-        if step.reply_to_request is not None:
-            self.store.note_first_reply(
-                request_id=step.reply_to_request, message_key=step.idempotency_key
-            )
         return message_id
 
     @activity.defn(name="create_client_task")
@@ -339,13 +336,12 @@ class InfoRequestActivities:
     @activity.defn(name="send_email")
     def send_email(self, step: SendEmailInput) -> EmailOutcome:
         try:
-            case, client, partner = self.store.case_parties(step.case_id)
+            case, client, partner, partner_user = self.store.email_parties(
+                step.case_id, step.partner_user_id
+            )
         except UnknownCase as e:
             raise _refuse(e, "UnknownCase") from e
-        partner_user = self.store.user(step.partner_user_id)
-        partner_name, partner_email = (
-            (partner_user[1], partner_user[2]) if partner_user else (partner.name, partner.email)
-        )
+        partner_name, partner_email = partner_user or (partner.name, partner.email)
         match step.kind:
             case EmailKind.INFO_REQUESTED:
                 assert step.due_at is not None

@@ -63,6 +63,10 @@ class RequestRecord:
     requested_at: datetime
 
 
+# Execution option of the connections CaseStore.reading() uses.
+READ_ONLY = "case_store_read_only"
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -85,7 +89,10 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A read-only transaction reads a WAL snapshot and needs no lock: it must not queue
+            # behind (or hold up) the writers.
+            read_only = conn.get_execution_options().get(READ_ONLY, False)
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
@@ -107,6 +114,9 @@ class CaseStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._read_sessions = sessionmaker(
+            engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
+        )
 
     @classmethod
     def from_url(cls, url: str) -> CaseStore:
@@ -115,6 +125,12 @@ class CaseStore:
     @contextmanager
     def session(self) -> Iterator[Session]:
         with self._sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A transaction for reads only (on SQLite it takes no write lock)."""
+        with self._read_sessions.begin() as session:
             yield session
 
     # ---- setup and demo data -------------------------------------------------------------
@@ -262,49 +278,61 @@ class CaseStore:
         body: str,
         attachments: Sequence[FileRef] = (),
         idempotency_key: str,
+        first_reply_to: str | None = None,
     ) -> int:
-        """Append to the case chat; a repeated key returns the earlier message's ID."""
+        """Append to the case chat; a repeated key returns the earlier message's ID.
+
+        `first_reply_to`: a request this message (new, or posted earlier under the same key,
+        e.g. by the client portal) may be the client's first reply to; the request's
+        first-reply time is set in the same transaction, unless already set (metrics)."""
         try:
             with self.session() as s:
-                found = s.scalar(
-                    select(ChatMessage.id).where(ChatMessage.idempotency_key == idempotency_key)
-                )
+                found = s.execute(
+                    select(ChatMessage.id, ChatMessage.created_at).where(
+                        ChatMessage.idempotency_key == idempotency_key
+                    )
+                ).first()
                 if found is not None:
-                    return found
-                if s.get(Case, case_id) is None:
-                    raise UnknownCase(case_id)
-                message = ChatMessage(
-                    case_id=case_id,
-                    kind=kind,
-                    author_user_id=author_user_id,
-                    body=body,
-                    idempotency_key=idempotency_key,
-                    created_at=utcnow(),
-                )
-                s.add(message)
-                s.flush()
-                for ref in attachments:
-                    s.add(ChatAttachment(message_id=message.id, **ref.model_dump()))
-                return message.id
+                    message_id, created_at = found
+                else:
+                    if s.get(Case, case_id) is None:
+                        raise UnknownCase(case_id)
+                    message = ChatMessage(
+                        case_id=case_id,
+                        kind=kind,
+                        author_user_id=author_user_id,
+                        body=body,
+                        idempotency_key=idempotency_key,
+                        created_at=utcnow(),
+                    )
+                    s.add(message)
+                    s.flush()
+                    for ref in attachments:
+                        s.add(ChatAttachment(message_id=message.id, **ref.model_dump()))
+                    message_id, created_at = message.id, message.created_at
+                if first_reply_to is not None:
+                    request = s.get(InfoRequest, first_reply_to, with_for_update=True)
+                    if request is not None and request.first_reply_at is None:
+                        request.first_reply_at = created_at
+                return message_id
         except IntegrityError:
-            with self.session() as s:
-                found = s.scalar(
+            # A concurrent attempt with the same key won the race; take its message (and note
+            # the first reply) as a repeat would. Any other integrity error is raised.
+            with self.reading() as s:
+                won = s.scalar(
                     select(ChatMessage.id).where(ChatMessage.idempotency_key == idempotency_key)
                 )
-                if found is None:
-                    raise
-                return found
-
-    def note_first_reply(self, *, request_id: str, message_key: str) -> None:
-        """Record when the client first replied to a request (response metrics): the time of
-        the reply's chat message, whoever wrote it (the run or the portal); kept once set."""
-        with self.session() as s:
-            request = s.get(InfoRequest, request_id, with_for_update=True)
-            replied_at = s.scalar(
-                select(ChatMessage.created_at).where(ChatMessage.idempotency_key == message_key)
+            if won is None:
+                raise
+            return self.post_message(
+                case_id=case_id,
+                kind=kind,
+                author_user_id=author_user_id,
+                body=body,
+                attachments=attachments,
+                idempotency_key=idempotency_key,
+                first_reply_to=first_reply_to,
             )
-            if request is not None and replied_at is not None and request.first_reply_at is None:
-                request.first_reply_at = replied_at
 
     def create_task(
         self,
@@ -346,7 +374,7 @@ class CaseStore:
             return self.task_by_key(idempotency_key)
 
     def task_by_key(self, idempotency_key: str) -> views.TaskRecordView:
-        with self.session() as s:
+        with self.reading() as s:
             found = s.scalar(
                 select(ClientTask).where(ClientTask.idempotency_key == idempotency_key)
             )
@@ -406,14 +434,14 @@ class CaseStore:
                 _add_note(s, request.case_id, note, note_key, utcnow())
 
     def checklist(self, request_id: str) -> list[dict[str, Any]]:
-        with self.session() as s:
+        with self.reading() as s:
             request = s.get(InfoRequest, request_id)
             return list(request.items) if request else []
 
     # ---- email records ---------------------------------------------------------------------
 
     def email_by_key(self, idempotency_key: str) -> views.EmailView | None:
-        with self.session() as s:
+        with self.reading() as s:
             row = s.scalar(select(Email).where(Email.idempotency_key == idempotency_key))
             return _email_view(row) if row else None
 
@@ -492,13 +520,13 @@ class CaseStore:
     # ---- reads ---------------------------------------------------------------------------
 
     def party(self, party_id: str) -> views.PartyView | None:
-        with self.session() as s:
+        with self.reading() as s:
             p = s.get(Party, party_id)
             return _party_view(p) if p else None
 
     def user(self, user_id: str) -> tuple[str, str, str] | None:
         """(party ID, name, email) of a user."""
-        with self.session() as s:
+        with self.reading() as s:
             u = s.get(User, user_id)
             return (u.party_id, u.name, u.email) if u else None
 
@@ -506,14 +534,17 @@ class CaseStore:
         self, case_id: str
     ) -> tuple[views.CaseSummaryView, views.PartyView, views.PartyView]:
         """The case with its client and partner; UnknownCase if there is none."""
-        with self.session() as s:
-            case = s.get(Case, case_id)
-            if case is None:
-                raise UnknownCase(case_id)
-            client = s.get(Party, case.client_id)
-            partner = s.get(Party, case.partner_id)
-            assert client is not None and partner is not None
-            return _case_summary(case, client), _party_view(client), _party_view(partner)
+        with self.reading() as s:
+            return _case_parties(s, case_id)
+
+    def email_parties(
+        self, case_id: str, user_id: str
+    ) -> tuple[views.CaseSummaryView, views.PartyView, views.PartyView, tuple[str, str] | None]:
+        """What an email about a case needs, in one read: the case, its client and partner,
+        and the (name, email) of a partner user (None if there is no such user)."""
+        with self.reading() as s:
+            user = s.get(User, user_id)
+            return *_case_parties(s, case_id), ((user.name, user.email) if user else None)
 
     def list_cases(
         self,
@@ -522,7 +553,7 @@ class CaseStore:
         client_id: str | None = None,
         status: CaseStatus | None = None,
     ) -> list[views.CaseSummaryView]:
-        with self.session() as s:
+        with self.reading() as s:
             query = select(Case, Party).join(Party, Party.id == Case.client_id)
             if partner_id:
                 query = query.where(Case.partner_id == partner_id)
@@ -534,7 +565,7 @@ class CaseStore:
             return [_case_summary(case, client) for case, client in rows]
 
     def case_detail(self, case_id: str) -> views.CaseDetailView:
-        with self.session() as s:
+        with self.reading() as s:
             case = s.get(Case, case_id, options=[selectinload(Case.files)])
             if case is None:
                 raise UnknownCase(case_id)
@@ -554,14 +585,14 @@ class CaseStore:
             )
 
     def case_status(self, case_id: str) -> CaseStatus:
-        with self.session() as s:
+        with self.reading() as s:
             case = s.get(Case, case_id)
             if case is None:
                 raise UnknownCase(case_id)
             return CaseStatus(case.status)
 
     def chat(self, case_id: str) -> list[views.ChatMessageView]:
-        with self.session() as s:
+        with self.reading() as s:
             rows = s.scalars(
                 select(ChatMessage)
                 .where(ChatMessage.case_id == case_id)
@@ -588,7 +619,7 @@ class CaseStore:
         assignee_party_id: str | None = None,
         status: str | None = None,
     ) -> list[views.TaskRecordView]:
-        with self.session() as s:
+        with self.reading() as s:
             query = select(ClientTask)
             if case_id:
                 query = query.where(ClientTask.case_id == case_id)
@@ -599,7 +630,7 @@ class CaseStore:
             return [_task_view(t) for t in s.scalars(query.order_by(ClientTask.id)).all()]
 
     def status_history(self, case_id: str) -> list[views.StatusChangeView]:
-        with self.session() as s:
+        with self.reading() as s:
             rows = s.scalars(
                 select(StatusChange)
                 .where(StatusChange.case_id == case_id)
@@ -618,11 +649,23 @@ class CaseStore:
             ]
 
     def emails(self, case_id: str | None = None) -> list[views.EmailView]:
-        with self.session() as s:
+        with self.reading() as s:
             query = select(Email)
             if case_id:
                 query = query.where(Email.case_id == case_id)
             return [_email_view(e) for e in s.scalars(query.order_by(Email.id)).all()]
+
+
+def _case_parties(
+    s: Session, case_id: str
+) -> tuple[views.CaseSummaryView, views.PartyView, views.PartyView]:
+    case = s.get(Case, case_id)
+    if case is None:
+        raise UnknownCase(case_id)
+    client = s.get(Party, case.client_id)
+    partner = s.get(Party, case.partner_id)
+    assert client is not None and partner is not None
+    return _case_summary(case, client), _party_view(client), _party_view(partner)
 
 
 def _add_note(

@@ -95,7 +95,7 @@ def page_cases(
     where = [scope.condition()]
     if status is not None:
         where.append(Case.status == status.value)
-    with store.session() as s:
+    with store.reading() as s:
         total = s.scalar(select(func.count()).select_from(Case).where(*where)) or 0
         rows = s.execute(
             select(Case, Party)
@@ -109,7 +109,7 @@ def page_cases(
 
 
 def can_see_case(store: CaseStore, scope: PartyScope, case_id: str) -> bool:
-    with store.session() as s:
+    with store.reading() as s:
         found = s.scalar(select(Case.id).where(Case.id == case_id, scope.condition()))
         return found is not None
 
@@ -119,7 +119,7 @@ def case_file(store: CaseStore, case_id: str, sha256: str) -> FileRef | None:
 
     The file store is shared by all cases, so a hash alone grants nothing: it must belong to
     this case."""
-    with store.session() as s:
+    with store.reading() as s:
         submitted = select(
             CaseFile.sha256, CaseFile.filename, CaseFile.content_type, CaseFile.size
         ).where(CaseFile.case_id == case_id, CaseFile.sha256 == sha256)
@@ -140,7 +140,7 @@ def case_file(store: CaseStore, case_id: str, sha256: str) -> FileRef | None:
 
 
 def message_by_key(store: CaseStore, idempotency_key: str) -> views.ChatMessageView | None:
-    with store.session() as s:
+    with store.reading() as s:
         m = s.scalar(select(ChatMessage).where(ChatMessage.idempotency_key == idempotency_key))
         if m is None:
             return None
@@ -173,7 +173,7 @@ def tasks_for(
         where.append(ClientTask.status == status)
     if case_id is not None:
         where.append(ClientTask.case_id == case_id)
-    with store.session() as s:
+    with store.reading() as s:
         rows = s.execute(
             select(ClientTask, Case.reference, Party.name, Party.time_zone, InfoRequest.items)
             .join(Case, Case.id == ClientTask.case_id)
@@ -195,7 +195,7 @@ def tasks_for(
 
 
 def info_requests(store: CaseStore, case_id: str) -> list[InfoRequestRow]:
-    with store.session() as s:
+    with store.reading() as s:
         rows = s.scalars(
             select(InfoRequest)
             .where(InfoRequest.case_id == case_id)

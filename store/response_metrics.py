@@ -83,7 +83,7 @@ def response_metrics(
     if received_by is not None:
         query = query.where(Case.partner_id == received_by)
     by_party: dict[tuple[str, str], list[_Request]] = defaultdict(list)
-    with store.session() as s:
+    with store.reading() as s:
         for pid, name, requested, first_reply, outcome, close_code, count in s.execute(query):
             by_party[(pid, name)].append(
                 _Request(requested, first_reply, outcome, close_code, int(count))

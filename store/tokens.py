@@ -98,7 +98,7 @@ def resolve_token(store: CaseStore, token: str) -> Principal | None:
     """The user and party a live token belongs to; None for an unknown or revoked token."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None  # not one of ours: spare the database
-    with store.session() as s:
+    with store.reading() as s:
         row = s.execute(
             select(User.id, Party.id, Party.kind)
             .join(ApiToken, ApiToken.user_id == User.id)

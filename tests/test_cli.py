@@ -335,15 +335,15 @@ def _record_requests(settings: Settings) -> None:
             due_at=datetime.now(UTC) + timedelta(days=1),
             idempotency_key=f"{request_id}:task",
         )
-    # The reply step: the client's message in the chat, then its time as the first reply.
+    # The reply step: the client's message in the chat, its time the request's first reply.
     store.post_message(
         case_id="C-1001",
         kind="message",
         author_user_id="U-HYGGE-LARS",
         body="Here.",
         idempotency_key="C-1001:reply:r-1",
+        first_reply_to="req-1",
     )
-    store.note_first_reply(request_id="req-1", message_key="C-1001:reply:r-1")
     store.close_task(idempotency_key="req-1:task", outcome="replied")
     store.close_task(idempotency_key="req-2:task", outcome="expired")
     store.change_status(

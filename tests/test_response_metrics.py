@@ -88,16 +88,17 @@ class Builder:
             self.store.close_task(idempotency_key=key, outcome=outcome)
 
     def reply(self, case_id: str, request_id: str, reply_id: str) -> None:
-        """The client's reply in the chat, as the workflow's reply step records it."""
-        message_key = f"{case_id}:reply:{reply_id}"
-        self.store.post_message(
-            case_id=case_id,
-            kind="message",
-            author_user_id=None,
-            body="Here it is.",
-            idempotency_key=message_key,
-        )
-        self.store.note_first_reply(request_id=request_id, message_key=message_key)
+        """The client's reply in the chat as the portal posts it, then as the workflow's reply
+        step posts it again under the same key, noting the request's first reply."""
+        for first_reply_to in (None, request_id):
+            self.store.post_message(
+                case_id=case_id,
+                kind="message",
+                author_user_id=None,
+                body="Here it is.",
+                idempotency_key=f"{case_id}:reply:{reply_id}",
+                first_reply_to=first_reply_to,
+            )
 
     def end(
         self, case_id: str, request_id: str, outcome: str, close_code: CloseCode | None = None
