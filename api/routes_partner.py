@@ -49,6 +49,7 @@ from domain.models import (
     ReviewItems,
     Withdrawal,
 )
+from starter.forecast import forecast_opening
 from store import queries
 from store.tokens import Principal
 
@@ -98,10 +99,13 @@ async def request_info(
     request = starter.new_request(
         case_id=case_id, partner_user_id=principal.user_id, items=body.items, message=body.message
     )
+    forecast = await run_in_threadpool(forecast_opening, ctx.store, request)
     try:
         state = await _confirmed(
             ctx,
-            starter.request_info(ctx.temporal, request, task_queue=ctx.task_queue),
+            starter.request_info(
+                ctx.temporal, request, task_queue=ctx.task_queue, forecast=forecast
+            ),
             "the request",
         )
     except starter.RequestError as e:

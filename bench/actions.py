@@ -100,7 +100,10 @@ def count_actions(events: Sequence[HistoryEvent]) -> Counter[str]:
         elif kind == E.EVENT_TYPE_TIMER_STARTED:
             counts["timer started"] += 1
         elif kind == E.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
-            counts["search attribute upsert"] += 1
+            fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes
+            # The SDK's own TemporalChangeVersion upsert (a workflow patch) is not billed.
+            if set(fields.indexed_fields) != {"TemporalChangeVersion"}:
+                counts["search attribute upsert"] += 1
         elif kind == E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             counts["regular activity started"] += 1
         elif kind == E.EVENT_TYPE_ACTIVITY_TASK_STARTED:
@@ -198,7 +201,9 @@ async def _path_run(
         )
         async with worker:
             started = await env.get_current_time()
-            await open_request(client, kind, case_id, task_queue, times, policy)
+            await open_request(
+                client, kind, case_id, task_queue, times, policy, store=store, now=started
+            )
             if path == "reply":
                 await send_reply(client, kind, case_id, times)
                 await _wait_reply_processed(kind, store, times)

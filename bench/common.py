@@ -43,6 +43,7 @@ from domain.models import (
     RequestedItem,
     RequestPolicy,
 )
+from starter.forecast import forecast_opening
 from store.cases import CaseStore, NewCase
 from store.migrate import upgrade
 from tests.conftest import CLIENT_DK, CLIENT_USER, PARTNER, PARTNER_USER
@@ -271,13 +272,17 @@ async def open_request(
     task_queue: str,
     times: FlowTimes,
     policy: RequestPolicy | None = None,
+    store: CaseStore | None = None,
+    now: dt.datetime | None = None,
 ) -> None:
-    """Ours through starter.request_info; a baseline through the same two calls (start with
-    the same options, then the `opened` update)."""
+    """Ours through starter.request_info, with the opening's forecast read from `store` as the
+    API does; a baseline through the same two calls (start with the same options, then the
+    `opened` update). `now`: the server's clock when it is not the wall clock (time skipping)."""
     request = request_for(case_id, policy)
     times.started = time.time()
     if kind == "ours":
-        await starter.request_info(client, request, task_queue=task_queue)
+        forecast = await asyncio.to_thread(forecast_opening, store, request, now) if store else None
+        await starter.request_info(client, request, task_queue=task_queue, forecast=forecast)
     else:
         handle: WorkflowHandle[object, str] = await client.start_workflow(
             _BASELINE_TYPES[kind],
@@ -320,12 +325,17 @@ async def decide(client: Client, kind: str, case_id: str, times: FlowTimes) -> N
 
 
 async def full_flow(
-    client: Client, kind: str, case_id: str, task_queue: str, gate: asyncio.Semaphore
+    client: Client,
+    kind: str,
+    case_id: str,
+    task_queue: str,
+    gate: asyncio.Semaphore,
+    store: CaseStore | None = None,
 ) -> FlowTimes:
     """Request, reply, accept: one request end to end, inside the concurrency gate."""
     times = FlowTimes(case_id=case_id, workflow_id=workflow_id_for(kind, case_id))
     async with gate:
-        await open_request(client, kind, case_id, task_queue, times)
+        await open_request(client, kind, case_id, task_queue, times, store=store)
         await send_reply(client, kind, case_id, times)
         await decide(client, kind, case_id, times)
     return times

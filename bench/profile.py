@@ -107,7 +107,10 @@ async def _drive(
 ) -> None:
     gate = asyncio.Semaphore(concurrency)
     ids = add_cases(store, n, prefix) if kind == "ours" else fake_case_ids(n, prefix)
-    await asyncio.gather(*(full_flow(env_client, kind, c, TASK_QUEUE, gate) for c in ids))
+    forecast_from = store if kind == "ours" else None
+    await asyncio.gather(
+        *(full_flow(env_client, kind, c, TASK_QUEUE, gate, forecast_from) for c in ids)
+    )
 
 
 async def _measure(

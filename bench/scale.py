@@ -112,7 +112,9 @@ async def run_setting(
 
             async def open_one(case_id: str) -> None:
                 async with gate:
-                    await open_request(client, "ours", case_id, TASK_QUEUE, flows[case_id])
+                    await open_request(
+                        client, "ours", case_id, TASK_QUEUE, flows[case_id], store=store
+                    )
                     opened[0] += 1
 
             t0 = time.perf_counter()

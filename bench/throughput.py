@@ -192,7 +192,10 @@ async def run_batch(
             server0 = process_cpu_seconds(server_pid) if server_pid else 0.0
             t0 = time.perf_counter()
             flows = await asyncio.gather(
-                *(full_flow(variant.client, variant.kind, c, task_queue, gate) for c in case_ids)
+                *(
+                    full_flow(variant.client, variant.kind, c, task_queue, gate, variant.store)
+                    for c in case_ids
+                )
             )
             seconds = time.perf_counter() - t0
             cpu = time.process_time() - cpu0
@@ -217,7 +220,14 @@ async def burst_latency(
                 flows = [FlowTimes(c, workflow_id_for(variant.kind, c)) for c in case_ids]
                 await asyncio.gather(
                     *(
-                        open_request(variant.client, variant.kind, f.case_id, task_queue, f)
+                        open_request(
+                            variant.client,
+                            variant.kind,
+                            f.case_id,
+                            task_queue,
+                            f,
+                            store=variant.store,
+                        )
                         for f in flows
                     )
                 )

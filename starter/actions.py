@@ -42,6 +42,7 @@ from domain.models import (
     ReviewItems,
     Withdrawal,
 )
+from starter.forecast import OpeningForecast
 from workflows import TASK_QUEUE
 from workflows.info_request import InfoRequestWorkflow
 
@@ -80,10 +81,22 @@ def new_request(
 
 
 async def request_info(
-    client: Client, request: InfoRequestInput, *, task_queue: str = TASK_QUEUE
+    client: Client,
+    request: InfoRequestInput,
+    *,
+    task_queue: str = TASK_QUEUE,
+    forecast: OpeningForecast | None = None,
 ) -> RequestState:
     """Open the request and return once the case is More Info Required, the message posted,
-    the task created and the client emailed; RequestError if it was refused."""
+    the task created and the client emailed; RequestError if it was refused.
+
+    With a `forecast` (starter.forecast.forecast_opening, for callers that can read the case
+    store) the run starts with the search attributes its opening would otherwise upsert."""
+    attributes = (
+        forecast.search_attributes()
+        if forecast is not None
+        else [SearchAttributePair(sa.INFO_REQUEST_PHASE, Phase.OPENING.value)]
+    )
     try:
         handle = await client.start_workflow(
             InfoRequestWorkflow.run,
@@ -93,10 +106,7 @@ async def request_info(
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(sa.CASE_ID, request.case_id),
-                    SearchAttributePair(sa.INFO_REQUEST_PHASE, Phase.OPENING.value),
-                ]
+                [SearchAttributePair(sa.CASE_ID, request.case_id), *attributes]
             ),
             static_summary=f"Info request on case {request.case_id}: {len(request.items)} item(s)",
             static_details=_static_details(request),

@@ -59,6 +59,7 @@ from domain.models import (
 )
 from mail.templates import local_time_text
 from starter.connection import DEFAULT_ADDRESS
+from starter.forecast import forecast_opening
 from store import queries, views
 from store.cases import CaseStore, UnknownCase
 from store.files import FileStore, FileTooLarge
@@ -245,9 +246,10 @@ async def cmd_request(args: argparse.Namespace) -> Output:
 
     build([])  # refuse bad input before any file is stored
     request = build(_store_files(paths))
+    forecast = forecast_opening(_case_store(), request)
     client = await _connect()
     state = await _answer(
-        starter.request_info(client, request),
+        starter.request_info(client, request, forecast=forecast),
         f"opening the request (it may have started; see `state {args.case_id}`)",
     )
     text = f"Info request opened on case {args.case_id}.\n" + _state_text(state)

@@ -143,7 +143,6 @@ async def test_operator_finds_and_understands_a_run(
             description = await handle.describe()
             attributes = description.typed_search_attributes
             assert attributes.get(sa.CASE_ID) == case_id
-            assert attributes.get(sa.CASE_STATUS) == "more_info_required"
             assert attributes.get(sa.CLIENT_DEADLINE) == deadline
             summary = await description.static_summary()
             details = await description.static_details()

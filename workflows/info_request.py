@@ -81,6 +81,9 @@ STEP_RETRY = RetryPolicy(
     maximum_interval=timedelta(minutes=5),
 )
 MIN_TIMER = timedelta(milliseconds=1)
+# Patch (workflow.patched): search attributes are upserted only when a value changes, never at
+# the end, and CaseStatus is no longer one of them (see _publish).
+UPSERT_ONLY_CHANGES = "upsert-only-changes"
 
 T = TypeVar("T")
 
@@ -132,11 +135,15 @@ class InfoRequestWorkflow:
         self._summary: RequestSummary | None = None
         self._open_error: ApplicationError | None = None
         self._rounds_in_run = 0
+        self._upsert_only_changes = True
 
     # ---- the run ----------------------------------------------------------------------------
 
     @workflow.run
     async def run(self, request: InfoRequestInput) -> RequestSummary:
+        # Runs started before this patch upsert every attribute at each phase and at the end;
+        # they replay as they were recorded (tests/histories).
+        self._upsert_only_changes = workflow.patched(UPSERT_ONLY_CHANGES)
         if request.carried is None:
             self._requested_at = workflow.now()
             try:
@@ -602,7 +609,12 @@ class InfoRequestWorkflow:
             items=self._items,
         )
         self._phase = Phase.DONE
-        self._publish()
+        if self._upsert_only_changes:
+            # No upsert at the end (it would cost an action): the closed run's status and
+            # result say how it ended; InfoRequestPhase keeps the last phase it waited in.
+            workflow.set_current_details(self._current_details())
+        else:
+            self._publish()
         self._meters.decisions.add(1, {"outcome": outcome.value})
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._summary
@@ -822,16 +834,28 @@ class InfoRequestWorkflow:
     # ---- what operators see ----------------------------------------------------------------
 
     def _publish(self, *extra: SearchAttributeUpdate[Any]) -> None:
-        """Upsert the search attributes that changed and say what the run waits for. Only
-        IDs, codes and dates: no personal data reaches Temporal's visibility store."""
-        workflow.upsert_search_attributes(
-            [
-                sa.CASE_STATUS.value_set(self._case_status.value),
-                sa.INFO_REQUEST_PHASE.value_set(self._phase.value),
-                *extra,
-            ]
-        )
+        """Say what the run waits for, and upsert the search attributes whose value changed:
+        each upsert is a billable action, so one the run started with (the starter's forecast)
+        or already set is not sent again. Only IDs, codes and dates: no personal data reaches
+        Temporal's visibility store."""
         workflow.set_current_details(self._current_details())
+        if not self._upsert_only_changes:
+            workflow.upsert_search_attributes(
+                [
+                    sa.LEGACY_CASE_STATUS.value_set(self._case_status.value),
+                    sa.INFO_REQUEST_PHASE.value_set(self._phase.value),
+                    *extra,
+                ]
+            )
+            return
+        current = workflow.info().typed_search_attributes
+        changed = [
+            update
+            for update in (sa.INFO_REQUEST_PHASE.value_set(self._phase.value), *extra)
+            if current.get(update.key) != update.value
+        ]
+        if changed:
+            workflow.upsert_search_attributes(changed)
 
     def _current_details(self) -> str:
         case = self._request.case_id

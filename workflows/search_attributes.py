@@ -13,13 +13,15 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 
 CASE_ID = SearchAttributeKey.for_keyword("CaseId")
-CASE_STATUS = SearchAttributeKey.for_keyword("CaseStatus")
+# Upserted only by runs started before the workflow's `upsert-only-changes` patch (it was always
+# More Info Required while a run was open); no longer registered for new namespaces.
+LEGACY_CASE_STATUS = SearchAttributeKey.for_keyword("CaseStatus")
 INFO_REQUEST_PHASE = SearchAttributeKey.for_keyword("InfoRequestPhase")
 CLIENT_DEADLINE = SearchAttributeKey.for_datetime("ClientDeadline")
 CLIENT_COUNTRY = SearchAttributeKey.for_keyword("ClientCountry")
 PARTNER_ID = SearchAttributeKey.for_keyword("PartnerId")
 
-KEYS = (CASE_ID, CASE_STATUS, INFO_REQUEST_PHASE, CLIENT_DEADLINE, CLIENT_COUNTRY, PARTNER_ID)
+KEYS = (CASE_ID, INFO_REQUEST_PHASE, CLIENT_DEADLINE, CLIENT_COUNTRY, PARTNER_ID)
 
 
 def dev_server_flags() -> list[str]:
