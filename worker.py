@@ -23,8 +23,13 @@ from store.files import FileStore
 from workflows import TASK_QUEUE
 from workflows.info_request import InfoRequestWorkflow
 
-# Activities are blocking (SQLAlchemy, the SendGrid library), so they run in threads.
-ACTIVITY_THREADS = 32
+# Activities are blocking (SQLAlchemy, the SendGrid library), so they run in threads. One
+# worker process runs Python on one core (the GIL): more threads only queue, and cost CPU in
+# hand-offs (docs/benchmarks.md §4b). Scale out with more worker processes instead.
+ACTIVITY_THREADS = 8
+# Workflow tasks handled at once (SDK default 100): 20 keeps a busy worker's tail shorter
+# without starving it (docs/benchmarks.md §4, §4b).
+WORKFLOW_TASK_SLOTS = 20
 
 
 def build_activities(settings: Settings, store: CaseStore | None = None) -> InfoRequestActivities:
@@ -60,6 +65,7 @@ def build_worker(
         activity_executor=executor,
         max_concurrent_activities=ACTIVITY_THREADS,
         max_concurrent_local_activities=ACTIVITY_THREADS,
+        max_concurrent_workflow_tasks=WORKFLOW_TASK_SLOTS,
     )
 
 
