@@ -89,8 +89,7 @@ def test_each_schema_names_its_temporal_message_and_has_no_id() -> None:
     rendered = {name: json.loads(text) for name, text in schemas.render_schemas().items()}
     assert rendered["Decision.schema.json"]["description"] == "Argument of update decide"
     assert rendered["RequestSummary.schema.json"]["description"] == (
-        "Result of workflow InfoRequestWorkflow; Result of update decide; "
-        "Result of update withdraw"
+        "Result of workflow InfoRequestWorkflow; Result of update decide; Result of update withdraw"
     )
     for name, schema in rendered.items():
         assert name == f"{schema['title']}.schema.json"
