@@ -13,7 +13,7 @@ Environment (defaults in brackets):
   BENCH_PYSPY         path of py-spy (else found on PATH or in the venv)
   BENCH_SETTINGS_REPS runs per worker setting, interleaved, at the throughput level [3]
   BENCH_SCALE_N       requests open at once in the scale part [2000]
-  BENCH_SCALE_SETTINGS  shipped,cache10k,cache10k-lean [all]
+  BENCH_SCALE_SETTINGS  shipped,cache10k,before [all]
   BENCH_OUT           the markdown written [docs/benchmarks.md]
   BENCH_RESULTS       the JSON of every figure, read and written [bench/last-run.json]
   BENCH_KEEP          1: keep the temporary directory (stores, logs, py-spy output)

@@ -391,8 +391,15 @@ def _settings(part: dict[str, Any]) -> list[str]:
 def _per_cached(s: dict[str, Any], n: int) -> float:
     if "kib_per_cached_workflow" in s:
         return float(s["kib_per_cached_workflow"])
-    cached = min(n, 1000 if s["label"].startswith("worker.py as shipped") else 10_000)
+    cached = min(n, _cache_size(s))
     return float(s["rss_waiting_mib"] - s["rss_idle_mib"]) * 1024 / cached
+
+
+def _cache_size(s: dict[str, Any]) -> int:
+    """The setting's max_cached_workflows (results of older runs only name it in the label)."""
+    if "cache" in s:
+        return int(s["cache"])
+    return 10_000 if "max_cached_workflows=10000" in s["label"] else 1000
 
 
 def _scale(part: dict[str, Any]) -> list[str]:
@@ -416,14 +423,17 @@ def _scale(part: dict[str, Any]) -> list[str]:
             f"{s['rss_idle_mib']:.0f} → {s['rss_waiting_mib']:.0f} | {s['rss_peak_mib']:.0f} | "
             f"{_per_cached(s, n):.0f} | {s['drain_s']:.0f} | {s['drain_per_s']:.1f} |"
         )
+    if n >= 10_000:
+        lines.append("")
+        return lines
     lines += [
         "",
         "Extrapolated to 10,000 waiting requests (linear in the workflows cached; open and "
         "drain at the rates above, which did not fall as N grew within a run):",
         "",
     ]
-    for key, s in d["settings"].items():
-        cached = 1000 if key == "shipped" else 10_000
+    for s in d["settings"].values():
+        cached = _cache_size(s)
         rss = s["rss_idle_mib"] + _per_cached(s, n) * cached / 1024
         lines.append(
             f"- {s['label']}: about {rss:,.0f} MiB RSS ({cached:,} workflows cached), "
