@@ -60,9 +60,12 @@ def payloads_in(message: Message, path: str = "") -> Iterator[tuple[str, Payload
 
 
 def readable_by_design(path: str) -> bool:
-    """Search attributes are indexed by the server (IDs, codes and dates only), and a local
-    activity marker's `data` detail is the SDK's own bookkeeping (seq, type, attempt)."""
-    return ".search_attributes." in path or ".details[data]." in path
+    """Search attributes are indexed by the server (IDs, codes and dates only); a local
+    activity marker's `data` detail is the SDK's own bookkeeping (seq, type, attempt), and a
+    patch marker's `patch-data` the patch's ID (workflow.patched)."""
+    return ".search_attributes." in path or any(
+        detail in path for detail in (".details[data].", ".details[patch-data].")
+    )
 
 
 def raw_client(client: Client) -> Client:
