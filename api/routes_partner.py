@@ -72,6 +72,8 @@ async def _confirmed(ctx: ApiContext, action: Awaitable[T], what: str) -> T:
 
 
 def _refused(error: starter.RequestError) -> ApiError:
+    if error.code == "try_again":  # the run is recovering: nothing changed, retry
+        return ApiError(503, error.code, error.message, headers={"Retry-After": "5"})
     status = 404 if error.code == "unknown_case" else 409
     return ApiError(status, error.code, error.message)
 

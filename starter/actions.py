@@ -123,6 +123,9 @@ async def request_info(
     except WorkflowUpdateFailedError as e:
         raise _refusal(e.cause, request.case_id) from e
     except RPCError as e:
+        if e.status is RPCStatusCode.FAILED_PRECONDITION:
+            # Started, but not answering yet: `opened` may be asked again (starter.get_state).
+            raise _not_ready(request.case_id, "opened") from e
         # The run failed before the update reached it; its failure says why.
         if e.status is not RPCStatusCode.NOT_FOUND:
             raise
@@ -189,7 +192,19 @@ async def _update(
     except WorkflowUpdateFailedError as e:
         raise _refusal(e.cause, case_id) from e
     except RPCError as e:
+        if e.status is RPCStatusCode.FAILED_PRECONDITION:
+            raise _not_ready(case_id, name) from e
         raise await _no_open_request(client, case_id, e) from e
+
+
+def _not_ready(case_id: str, update: str) -> RequestError:
+    """Temporal refuses updates while a run's workflow task keeps failing (workers crashing
+    or unable to run it) until one completes: a passing state, worth a retry."""
+    return RequestError(
+        "try_again",
+        f"the info request on case {case_id} cannot take `{update}` right now: its workflow "
+        "is recovering from failed workflow tasks; nothing was changed, try again shortly",
+    )
 
 
 async def get_state(client: Client, case_id: str) -> RequestState:

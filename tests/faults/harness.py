@@ -562,17 +562,23 @@ async def opened(
 async def until_ready(
     call: Callable[[], Awaitable[T]], *, timeout: float = 120.0, refused: list[str] | None = None
 ) -> T:
-    """Send an update again (`opened`, `decide`, ...) while the server refuses it with
-    FAILED_PRECONDITION "Workflow Task in failed state" (WorkflowNotReady). Temporal does so
-    once a run's workflow task has been lost several times in a row (here: workers killed
-    while holding it) until one completes; `starter` passes that error on to its caller as is,
-    so a caller that wants the action done must try again, as this does."""
+    """Send an update again (`opened`, `decide`, ...) while it is refused as not ready.
+    Temporal refuses updates with FAILED_PRECONDITION "Workflow Task in failed state" once a
+    run's workflow task has been lost several times in a row (here: workers killed while
+    holding it) until one completes; `starter` turns that into RequestError("try_again"), and
+    a caller that wants the action done tries again, as this does. (A raw update through the
+    handle gets the RPCError itself.)"""
     deadline = time.monotonic() + timeout
     while True:
         try:
             return await call()
-        except RPCError as e:
-            if e.status is not RPCStatusCode.FAILED_PRECONDITION or time.monotonic() > deadline:
+        except (RPCError, starter.RequestError) as e:
+            not_ready = (
+                e.code == "try_again"
+                if isinstance(e, starter.RequestError)
+                else e.status is RPCStatusCode.FAILED_PRECONDITION
+            )
+            if not not_ready or time.monotonic() > deadline:
                 raise
             if refused is not None:
                 refused.append(e.message)
