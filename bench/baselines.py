@@ -46,8 +46,9 @@ STEP_TIMEOUT = timedelta(seconds=30)
 STEP_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=5),
+    maximum_interval=timedelta(minutes=1),
 )
+STEP_RETRY_IN_WORKER = timedelta(seconds=10)
 REPLY_WINDOW = timedelta(days=2)
 
 # workflow ID -> wall-clock time the close-the-task step ran (this process's workers only).
@@ -132,7 +133,11 @@ class BaselineLocalWorkflow(_Flow):
 
     async def _step(self, step: str) -> None:
         await workflow.execute_local_activity(
-            bench_step, step, start_to_close_timeout=STEP_TIMEOUT, retry_policy=STEP_RETRY
+            bench_step,
+            step,
+            start_to_close_timeout=STEP_TIMEOUT,
+            retry_policy=STEP_RETRY,
+            local_retry_threshold=STEP_RETRY_IN_WORKER,
         )
 
 

@@ -75,11 +75,16 @@ with workflow.unsafe.imports_passed_through():
     )
 
 STEP_TIMEOUT = timedelta(seconds=30)
+# A step that fails (database or SendGrid away) is retried for as long as it takes, at most a
+# minute apart, so a request moves on within a minute of the outage's end. Waits longer than
+# STEP_RETRY_IN_WORKER are timers in the history (one action each) instead of keeping the
+# workflow task open and heartbeating (an action every ~8 s).
 STEP_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=5),
+    maximum_interval=timedelta(minutes=1),
 )
+STEP_RETRY_IN_WORKER = timedelta(seconds=10)
 MIN_TIMER = timedelta(milliseconds=1)
 # Patch (workflow.patched): search attributes are upserted only when a value changes, never at
 # the end, and CaseStatus is no longer one of them (see _publish).
@@ -886,6 +891,7 @@ class InfoRequestWorkflow:
             arg,
             start_to_close_timeout=STEP_TIMEOUT,
             retry_policy=STEP_RETRY,
+            local_retry_threshold=STEP_RETRY_IN_WORKER,
             summary=summary,
         )
 
