@@ -18,6 +18,10 @@ from domain.models import RequestPolicy
 PROJECT_ROOT = Path(__file__).resolve().parent
 
 
+class SettingError(ValueError):
+    """An environment variable has a value the service cannot use; the message names it."""
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -71,4 +75,4 @@ def request_policy_from_env() -> RequestPolicy:
             f"{names[str(err['loc'][0])]}={os.environ[names[str(err['loc'][0])]]!r}: {err['msg']}"
             for err in e.errors()
         )
-        raise ValueError(f"bad request timing setting: {problems}") from e
+        raise SettingError(f"bad request timing setting: {problems}") from e

@@ -34,7 +34,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 import starter
 from codec.keys import KeyRingError
-from config import Settings
+from config import SettingError, Settings
 from domain.models import (
     CaseStatus,
     ChecklistItem,
@@ -916,7 +916,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return e.code if isinstance(e.code, int) else EXIT_REFUSED
     try:
         output = asyncio.run(HANDLERS[args.command](args))
-    except (CliError, starter.RequestError, UnknownCase) as e:
+    except (CliError, starter.RequestError, UnknownCase, SettingError) as e:
         return _fail(str(e), EXIT_REFUSED)
     except ValidationError as e:
         return _fail("\n".join(_problems(e)), EXIT_REFUSED)

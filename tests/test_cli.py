@@ -110,6 +110,16 @@ def test_items_need_a_reason_and_other_a_description(capsys: pytest.CaptureFixtu
     assert code == 2 and "reason: String should have at least 1 character" in err
 
 
+def test_a_bad_timing_setting_is_refused_naming_the_variable(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAX_REMINDERS", "abc")
+    code, out, err = run(capsys, *REQUEST, "--item", "proof_of_delivery:The debtor says no")
+    assert (code, out) == (2, "")
+    assert err.startswith("error: bad request timing setting: MAX_REMINDERS='abc'")
+    assert "unexpected" not in err and "Traceback" not in err
+
+
 def test_empty_checklist_names_the_field(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, *REQUEST)
     assert (code, out) == (2, "")
