@@ -30,11 +30,12 @@ JUSTIFICATION = (
         "four writes in one workflow task, one action.",
     ),
     (
-        "search-attribute upsert after opening",
-        "1",
-        "ClientDeadline, ClientCountry, PartnerId, CaseStatus and InfoRequestPhase="
-        "waiting_for_client: the deadline and the parties are only known once the task step "
-        "has run; they drive the operators' overdue filter (README). Not in (b).",
+        "search attributes of the opening",
+        "0",
+        "ClientDeadline, ClientCountry, PartnerId and InfoRequestPhase=waiting_for_client drive "
+        "the operators' filters (overdue, partner's turn). The API and CLI forecast them from "
+        "the case store and the run starts with them (free); the run upserts only a value its "
+        "opening found different (1 action then, e.g. for a starter without the store).",
     ),
     (
         "timer",
@@ -51,7 +52,8 @@ JUSTIFICATION = (
     (
         "search-attribute upsert after the reply",
         "1",
-        "InfoRequestPhase=waiting_for_decision: the partner's-turn filter. Not in (b).",
+        "InfoRequestPhase=waiting_for_decision: the partner's-turn filter, the one action more "
+        "than (b).",
     ),
     ("update `decide`", "1", "The decision, validated, answered with the summary. (b) has it too."),
     (
@@ -60,10 +62,9 @@ JUSTIFICATION = (
         "The case's new status and the client's email: one action.",
     ),
     (
-        "search-attribute upsert at the end",
-        "1",
-        "InfoRequestPhase=done and the final CaseStatus. Not in (b); the least needed of the "
-        "three (ExecutionStatus already says the run is closed).",
+        "at the end",
+        "0",
+        "No upsert: a closed run's status and result say how it ended.",
     ),
 )
 
@@ -320,9 +321,10 @@ def _actions(results: dict[str, Any]) -> list[str]:
         "",
         "On the deadline path the reply's signal and workflow task are replaced by the timer "
         "firing at the deadline (expiry steps: close the task, email the partner, one local-"
-        "activity action, then the same phase upsert); the default policy adds, per reminder, a "
+        "activity action, then the same phase upsert): (b) + 1 with reminders off. The "
+        "reminders are a feature (b) has not: the default policy adds, per reminder sent, a "
         "timer and a workflow task of local activities (chat note, email), and one more timer "
-        "for the next reminder after the expiry.",
+        "for the next reminder after the expiry; `max_reminders` is the knob.",
         "",
     ]
     return lines

@@ -96,12 +96,7 @@ async def run_setting(
     case_ids = add_cases(store, n, "sc")
     cases_s = time.perf_counter() - t
     log(f"scale {key}: {n} cases created in {cases_s:.0f} s")
-    result: dict[str, Any] = {
-        "label": label,
-        "n": n,
-        "cache": cache,
-        "cases_created_s": round(cases_s, 1),
-    }
+    result: dict[str, Any] = {"label": label, "n": n, "cases_created_s": round(cases_s, 1)}
     async with dev_server(converter_for(ring)) as env:
         client = env.client
         address = client.service_client.config.target_host
