@@ -252,6 +252,7 @@ class InfoRequestActivities:
             idempotency_key=step.idempotency_key,
             note=f"Task created for {client.name}{round_text}: reply by {due_text}.",
             requested_at=step.requested_at,
+            assignee_party_id=client.id,
         )
         requested_at = task.requested_at or step.requested_at  # a retry keeps the first
         view = TaskView(

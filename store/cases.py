@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Engine, create_engine, event, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm import Session, aliased, selectinload, sessionmaker
 
 from domain.lifecycle import check_transition
 from domain.models import CaseStatus, CloseCode, FileRef
@@ -295,8 +295,7 @@ class CaseStore:
                 if found is not None:
                     message_id, created_at = found
                 else:
-                    if s.get(Case, case_id) is None:
-                        raise UnknownCase(case_id)
+                    # An unknown case fails the insert (foreign key): see the except below.
                     message = ChatMessage(
                         case_id=case_id,
                         kind=kind,
@@ -316,13 +315,16 @@ class CaseStore:
                         request.first_reply_at = created_at
                 return message_id
         except IntegrityError:
-            # A concurrent attempt with the same key won the race; take its message (and note
-            # the first reply) as a repeat would. Any other integrity error is raised.
+            # A concurrent attempt with the same key won the race: take its message (and note
+            # the first reply) as a repeat would. Or the case does not exist.
             with self.reading() as s:
                 won = s.scalar(
                     select(ChatMessage.id).where(ChatMessage.idempotency_key == idempotency_key)
                 )
+                case_exists = s.get(Case, case_id) is not None
             if won is None:
+                if not case_exists:
+                    raise UnknownCase(case_id) from None
                 raise
             return self.post_message(
                 case_id=case_id,
@@ -344,21 +346,25 @@ class CaseStore:
         idempotency_key: str,
         note: str | None = None,
         requested_at: datetime | None = None,
+        assignee_party_id: str | None = None,
     ) -> views.TaskRecordView:
-        """Create the client's task; a repeated key returns the task created first."""
+        """Create the client's task; a repeated key returns the task created first. The
+        assignee is the case's client (looked up unless the caller has just read it)."""
         try:
             with self.session() as s:
                 found = s.scalar(
                     select(ClientTask).where(ClientTask.idempotency_key == idempotency_key)
                 )
                 if found is None:
-                    case = s.get(Case, case_id)
-                    if case is None:
-                        raise UnknownCase(case_id)
+                    if assignee_party_id is None:
+                        case = s.get(Case, case_id)
+                        if case is None:
+                            raise UnknownCase(case_id)
+                        assignee_party_id = case.client_id
                     found = ClientTask(
                         case_id=case_id,
                         request_id=request_id,
-                        assignee_party_id=case.client_id,
+                        assignee_party_id=assignee_party_id,
                         title=title,
                         due_at=due_at,
                         status="open",
@@ -458,34 +464,35 @@ class CaseStore:
         status: str,
     ) -> tuple[views.EmailView, bool]:
         """Record an email before it goes out. Returns (row, created): an existing row means an
-        earlier attempt of the same step got here first."""
+        earlier attempt of the same step got here first.
+
+        One INSERT (Core, no ORM unit of work): the first attempt is the common case; a repeat
+        fails on the key's unique index and reads the row it found."""
+        now = utcnow()
+        row = {
+            "idempotency_key": idempotency_key,
+            "case_id": case_id,
+            "to_email": to_email,
+            "to_name": to_name,
+            "subject": subject,
+            "body": body,
+            "transport": transport,
+            "status": status,
+            "created_at": now,
+            "sent_at": now if status == "outbox" else None,
+        }
         try:
-            with self.session() as s:
-                row = s.scalar(select(Email).where(Email.idempotency_key == idempotency_key))
-                if row is not None:
-                    return _email_view(row), False
-                now = utcnow()
-                row = Email(
-                    idempotency_key=idempotency_key,
-                    case_id=case_id,
-                    to_email=to_email,
-                    to_name=to_name,
-                    subject=subject,
-                    body=body,
-                    transport=transport,
-                    status=status,
-                    attempts=1,
-                    created_at=now,
-                    sent_at=now if status == "outbox" else None,
-                )
-                s.add(row)
-                s.flush()
-                return _email_view(row), True
+            with self.engine.begin() as conn:
+                email_id = conn.execute(
+                    insert(Email).values(attempts=1, **row).returning(Email.id)
+                ).scalar_one()
         except IntegrityError:
             existing = self.email_by_key(idempotency_key)
             if existing is None:
                 raise
             return existing, False
+        del row["idempotency_key"]
+        return views.EmailView(id=email_id, provider_message_id=None, error=None, **row), True
 
     def update_email(
         self,
@@ -656,15 +663,22 @@ class CaseStore:
             return [_email_view(e) for e in s.scalars(query.order_by(Email.id)).all()]
 
 
+_CLIENT, _PARTNER = aliased(Party, name="client"), aliased(Party, name="partner")
+_CASE_PARTIES = (
+    select(Case, _CLIENT, _PARTNER)
+    .join(_CLIENT, _CLIENT.id == Case.client_id)
+    .join(_PARTNER, _PARTNER.id == Case.partner_id)
+)
+
+
 def _case_parties(
     s: Session, case_id: str
 ) -> tuple[views.CaseSummaryView, views.PartyView, views.PartyView]:
-    case = s.get(Case, case_id)
-    if case is None:
+    """One query (every step that emails or creates a task asks this)."""
+    found = s.execute(_CASE_PARTIES.where(Case.id == case_id)).first()
+    if found is None:
         raise UnknownCase(case_id)
-    client = s.get(Party, case.client_id)
-    partner = s.get(Party, case.partner_id)
-    assert client is not None and partner is not None
+    case, client, partner = found
     return _case_summary(case, client), _party_view(client), _party_view(partner)
 
 
