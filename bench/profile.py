@@ -105,6 +105,7 @@ def analyse(raw: str) -> dict[str, Any]:
 async def _drive(
     env_client: Any, kind: str, store: Any, n: int, concurrency: int, prefix: str
 ) -> None:
+    kind = "ours" if kind.startswith("ours") else kind
     gate = asyncio.Semaphore(concurrency)
     ids = add_cases(store, n, prefix) if kind == "ours" else fake_case_ids(n, prefix)
     forecast_from = store if kind == "ours" else None
@@ -130,7 +131,9 @@ async def _measure(
     result: dict[str, Any] = {}
     async with dev_server(converter_for(ring)) as env:
         address = env.client.service_client.config.target_host
-        argv: list[str] | None = [] if kind == "ours" else ["--baselines"]
+        argv: list[str] | None = {"ours": [], "ours-stub": ["--stub-steps"]}.get(
+            kind, ["--baselines"]
+        )
         if setting is not None:
             argv = setting[0]
         worker = WorkerProcess(argv, worker_env(address, url, work, keys), work / f"{kind}.log")
@@ -182,13 +185,14 @@ async def _measure(
 
 
 async def run(*, n: int, reps: int, concurrency: int) -> dict[str, Any]:
-    """Worker CPU per request of (a), (b) and ours, each worker in its own process (the
-    driver's client work is not counted), interleaved; then a py-spy profile of ours."""
+    """Worker CPU per request of (a), (b), ours and ours with empty steps, each worker in its
+    own process (the driver's client work is not counted), interleaved; then a py-spy profile
+    of ours."""
     work = Path(tempfile.mkdtemp(prefix="bench-profile-"))
-    kinds = ["a", "b", "ours"]
+    kinds = ["a", "b", "ours", "ours-stub"]
     runs: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
     for rep in range(reps):
-        for kind in kinds[rep % 3 :] + kinds[: rep % 3]:
+        for kind in kinds[rep % len(kinds) :] + kinds[: rep % len(kinds)]:
             measured = await _measure(kind, n, concurrency, None, work)
             runs[kind].append(measured)
             log(f"worker process rep {rep + 1}/{reps} {kind}: {measured}")

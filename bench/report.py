@@ -151,9 +151,10 @@ def _profile(part: dict[str, Any]) -> list[str]:
         "a": "(a) regular activities, empty",
         "b": "(b) local activities, empty",
         "ours": "ours (SQLite)",
+        "ours-stub": "ours, empty steps (diagnostic: bench/stubs.py)",
     }
     v = d["variants"]
-    for key in ("a", "b", "ours"):
+    for key in (k for k in names if k in v):
         runs = ", ".join(f"{r['worker_cpu_ms_per_request']:.0f}" for r in v[key]["runs"])
         lines.append(
             f"| {names[key]} | **{v[key]['worker_cpu_ms_per_request']:.0f}** | {runs} | "
@@ -166,6 +167,15 @@ def _profile(part: dict[str, Any]) -> list[str]:
         f"{ours / v['b']['worker_cpu_ms_per_request']:.2f}× that of (b) per request.",
         "",
     ]
+    if "ours-stub" in v:
+        stub = v["ours-stub"]["worker_cpu_ms_per_request"]
+        lines += [
+            f"Ours with empty steps (the workflow and the SDK, without the database and the "
+            f"emails) costs {stub / v['a']['worker_cpu_ms_per_request']:.2f}× the worker CPU of "
+            f"(a) and {stub / v['b']['worker_cpu_ms_per_request']:.2f}× that of (b); the steps' "
+            f"bodies are the other {ours - stub:.0f} ms.",
+            "",
+        ]
     spy = d.get("pyspy")
     if spy:
         run = d.get("pyspy_run", {})
@@ -425,6 +435,10 @@ def _scale(part: dict[str, Any]) -> list[str]:
             f"{s['rss_idle_mib']:.0f} → {s['rss_waiting_mib']:.0f} | {s['rss_peak_mib']:.0f} | "
             f"{_per_cached(s, n):.0f} | {s['drain_s']:.0f} | {s['drain_per_s']:.1f} |"
         )
+    measured = [s for s in d["settings"].values() if "measured" in s]
+    if measured:
+        lines += ["", "Each setting measured separately:", ""]
+        lines += [f"- {s['label']}: {s['measured']}." for s in measured]
     if n >= 10_000:
         lines.append("")
         return lines

@@ -48,7 +48,8 @@ async def main() -> int:
     postgres_default = Path("/usr/lib/postgresql/15/bin/initdb").exists()
     for part in parts:
         started = time.monotonic()
-        meta = {"machine": machine(), "command": _command()}
+        measured_on, command = machine(), _command()
+        meta: dict[str, Any] = {"machine": measured_on, "command": command}
         log(f"== {part}")
         data: dict[str, Any] | None
         if part == "throughput":
@@ -77,11 +78,17 @@ async def main() -> int:
             )
         else:
             chosen = os.environ.get("BENCH_SCALE_SETTINGS")
+            n = env_int("BENCH_SCALE_N", 2000)
             data = await scale.run(
-                n=env_int("BENCH_SCALE_N", 2000),
-                concurrency=100,
-                settings=chosen.split(",") if chosen else None,
+                n=n, concurrency=100, settings=chosen.split(",") if chosen else None
             )
+            for setting in data["settings"].values():
+                setting["measured"] = f"{measured_on['date']} with `{command}`"
+            # A run of some settings keeps the others' results at the same N (each setting
+            # of 10,000 requests takes about half an hour here).
+            earlier = results.get("scale", {}).get("data", {})
+            if chosen and earlier.get("n") == n:
+                data["settings"] = earlier["settings"] | data["settings"]
         results[part] = meta | {"seconds": round(time.monotonic() - started), "data": data}
         results_path.write_text(json.dumps(results, indent=1, default=str) + "\n")
         log(f"== {part} done in {results[part]['seconds']} s")

@@ -2,7 +2,10 @@
 bench.profile (worker.py itself is run unchanged for the "as shipped" setting).
 
 python -m bench.worker_process [--max-cached N] [--max-workflow-tasks N] [--threads N]
-                               [--baselines]
+                               [--baselines | --stub-steps]
+
+--stub-steps runs ours with the empty steps of bench.stubs (a diagnostic: what the workflow
+and the SDK cost without the database and the emails).
 
 --baselines runs the two baseline workflows of bench.baselines (empty steps) instead of ours,
 built the same way, on the same task queue.
@@ -22,6 +25,7 @@ from typing import Any
 from temporalio.worker import Worker
 
 from bench.baselines import BaselineLocalWorkflow, BaselineRegularWorkflow, bench_step
+from bench.stubs import StubActivities
 from config import Settings
 from devstack.metrics import metrics_runtime
 from starter.connection import connect
@@ -36,6 +40,7 @@ async def main() -> None:
     parser.add_argument("--max-workflow-tasks", type=int, default=WORKFLOW_TASK_SLOTS)
     parser.add_argument("--threads", type=int, default=ACTIVITY_THREADS)
     parser.add_argument("--baselines", action="store_true")
+    parser.add_argument("--stub-steps", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if args.baselines:
@@ -43,7 +48,11 @@ async def main() -> None:
         steps: list[Callable[..., Any]] = [bench_step]
     else:
         workflows = [InfoRequestWorkflow]
-        steps = build_activities(Settings.from_env()).all()
+        steps = (
+            StubActivities().all()
+            if args.stub_steps
+            else build_activities(Settings.from_env()).all()
+        )
     client = await connect(runtime=metrics_runtime())
     with ThreadPoolExecutor(args.threads) as executor:
         # As worker.build_worker, plus the sizing under test.
