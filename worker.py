@@ -30,6 +30,10 @@ ACTIVITY_THREADS = 8
 # Workflow tasks handled at once (SDK default 100): 20 keeps a busy worker's tail shorter
 # without starving it (docs/benchmarks.md §4, §4b).
 WORKFLOW_TASK_SLOTS = 20
+# Runs kept in memory between their workflow tasks (the SDK's default). A request waits days
+# and wakes a few times; with 10,000 waiting this keeps the worker at ≈ 0.4 GiB, where caching
+# all of them takes 2.7 GiB to save a replay of ≈ 30 events per wake (docs/benchmarks.md §4).
+WORKFLOW_CACHE = 1000
 
 
 def build_activities(settings: Settings, store: CaseStore | None = None) -> InfoRequestActivities:
@@ -66,6 +70,7 @@ def build_worker(
         max_concurrent_activities=ACTIVITY_THREADS,
         max_concurrent_local_activities=ACTIVITY_THREADS,
         max_concurrent_workflow_tasks=WORKFLOW_TASK_SLOTS,
+        max_cached_workflows=WORKFLOW_CACHE,
     )
 
 

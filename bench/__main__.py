@@ -1,8 +1,8 @@
 """`make bench`: every part, then docs/benchmarks.md from the results.
 
 Environment (defaults in brackets):
-  BENCH_PARTS         throughput,actions,profile,settings,scale [all]; a partial run keeps the other
-                      parts' last results (bench/last-run.json) in the doc
+  BENCH_PARTS         throughput,actions,profile,steps,settings,scale [all]; a partial run
+                      keeps the other parts' last results (bench/last-run.json) in the doc
   BENCH_N             requests per variant and repetition in the throughput part [300]
   BENCH_REPS          repetitions of the throughput part [3]
   BENCH_CONCURRENCY   requests under way at once [50]
@@ -11,6 +11,7 @@ Environment (defaults in brackets):
   BENCH_BURST_ROUNDS  rounds of 50 replies sent at once [4]
   BENCH_PROFILE_N     requests per worker-process run [300]; BENCH_PROFILE_REPS [2]
   BENCH_PYSPY         path of py-spy (else found on PATH or in the venv)
+  BENCH_STEPS_N       requests whose ten steps are called outside Temporal [300]
   BENCH_SETTINGS_REPS runs per worker setting, interleaved, at the throughput level [3]
   BENCH_SCALE_N       requests open at once in the scale part [2000]
   BENCH_SCALE_SETTINGS  shipped,cache10k,before [all]

@@ -400,6 +400,30 @@ def _settings(part: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _steps(part: dict[str, Any]) -> list[str]:
+    d = part["data"]
+    tx = d["one_transaction"]
+    lines = ["## 1c. The steps alone, outside Temporal", "", *_machine(part)]
+    lines += [
+        f"A request's ten steps (`bench/steps.py`: the opening's four, the reply's four, the "
+        f"decision's two) called one after the other on a fresh SQLite store, {d['n']} times: "
+        f"**{d['cpu_ms_per_request']} ms** of CPU per request.",
+        "",
+        "| step (all its calls in one request) | CPU ms |",
+        "| --- | --- |",
+    ]
+    by_cost = sorted(d["per_step_ms"].items(), key=lambda kv: -kv[1])
+    lines += [f"| `{name}` | {ms} |" for name, ms in by_cost]
+    lines += [
+        "",
+        "One transaction that looks a key up and inserts a chat message, CPU ms: through the "
+        f"ORM (`CaseStore.post_message`) {tx['orm_ms']}, through SQLAlchemy Core "
+        f"{tx['core_ms']}, through the bare sqlite3 module {tx['sqlite3_ms']}.",
+        "",
+    ]
+    return lines
+
+
 def _per_cached(s: dict[str, Any], n: int) -> float:
     if "kib_per_cached_workflow" in s:
         return float(s["kib_per_cached_workflow"])
@@ -466,6 +490,8 @@ def render(results: dict[str, Any]) -> str:
         lines += _throughput(results["throughput"])
     if "profile" in results and results["profile"]["data"]:
         lines += _profile(results["profile"])
+    if "steps" in results:
+        lines += _steps(results["steps"])
     if "throughput" in results or "actions" in results:
         lines += _actions(results)
     if "throughput" in results:

@@ -9,12 +9,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import actions, profile, report, scale, throughput
+from bench import actions, profile, report, scale, steps, throughput
 from bench.common import env_flag, env_int, log, machine
 from config import PROJECT_ROOT
 
 DEFAULT_RESULTS = PROJECT_ROOT / "bench" / "last-run.json"
-PARTS = ("throughput", "actions", "profile", "settings", "scale")
+PARTS = ("throughput", "actions", "profile", "steps", "settings", "scale")
 ENV_VARS = (
     "BENCH_PARTS",
     "BENCH_N",
@@ -26,6 +26,7 @@ ENV_VARS = (
     "BENCH_PROFILE_N",
     "BENCH_PROFILE_REPS",
     "BENCH_SETTINGS_REPS",
+    "BENCH_STEPS_N",
     "BENCH_SCALE_N",
     "BENCH_SCALE_SETTINGS",
     "BENCH_PYSPY",
@@ -70,6 +71,8 @@ async def main() -> int:
                 reps=env_int("BENCH_PROFILE_REPS", 2),
                 concurrency=concurrency,
             )
+        elif part == "steps":
+            data = steps.run(n=env_int("BENCH_STEPS_N", 300))
         elif part == "settings":
             data = await profile.settings(
                 n=env_int("BENCH_PROFILE_N", 300),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
+from domain.ids import info_request_workflow_id
 from tests.api.conftest import Api, eventually
 from tests.api.files import PDF_BYTES, PNG_BYTES
 from tests.conftest import CLIENT_DK, CLIENT_USER, PARTNER, PARTNER_USER
@@ -64,6 +65,15 @@ async def test_seed_story_through_the_api(api: Api) -> None:
     assert asked.status_code == 201, asked.text
     assert asked.json()["state"]["phase"] == "waiting_for_client"
     assert asked.json()["state"]["case_status"] == "more_info_required"
+    # The API read the case first, so the run started with the opening's search attributes
+    # (free) instead of upserting them (a billable action).
+    history = await api.stack.client.get_workflow_handle(
+        info_request_workflow_id(case_id)
+    ).fetch_history()
+    started = history.events[0].workflow_execution_started_event_attributes
+    assert {"CaseId", "InfoRequestPhase", "ClientDeadline", "ClientCountry", "PartnerId"} <= set(
+        started.search_attributes.indexed_fields
+    )
 
     # The client sees the task, due at the end of a day in Copenhagen.
     tasks = await http.get("/tasks", headers=api.client)
