@@ -131,6 +131,8 @@ class DevServer:
         self.log_file = log_file
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self._answered = False  # once a client got through, the port is the service's address
+        self._log_from = 0
 
     @property
     def address(self) -> str:
@@ -153,6 +155,7 @@ class DevServer:
             *dev_server_flags(),
         ]
         with self.log_file.open("ab") as log:
+            self._log_from = log.tell()  # this start's lines begin here
             self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
 
     async def connect(self, key_ring: KeyRing, timeout: float = 60.0) -> Client:
@@ -160,6 +163,17 @@ class DevServer:
         deadline = time.monotonic() + timeout
         while True:
             if self.proc is not None and self.proc.poll() is not None:
+                if self._port_was_taken() and time.monotonic() < deadline:
+                    # free_port's port (or one the server derives from it) was taken by
+                    # another process before the server bound it. Before any client got
+                    # through, move to another port; after, the workers know this address:
+                    # wait for the port to come free.
+                    if not self._answered:
+                        self.port = free_port()
+                    else:
+                        await asyncio.sleep(1.0)
+                    self.start()
+                    continue
                 raise RuntimeError(
                     f"the dev server exited with {self.proc.returncode}:\n{_tail(self.log_file)}"
                 )
@@ -168,11 +182,17 @@ class DevServer:
                     self.address, data_converter=data_converter_for(key_ring)
                 )
                 await client.count_workflows()  # the namespace and visibility answer
+                self._answered = True
                 return client
             except RuntimeError:
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.2)
+
+    def _port_was_taken(self) -> bool:
+        with self.log_file.open("rb") as log:
+            log.seek(self._log_from)
+            return b"address already in use" in log.read()
 
     def kill(self) -> None:
         """SIGKILL: no goodbye to workers or clients, nothing flushed beyond what was
