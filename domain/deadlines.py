@@ -83,7 +83,8 @@ def _check_plain_date(day: date, name: str) -> None:
         raise CalendarError(f"{name} must be a date, got {type(day).__name__} {day!r}")
 
 
-def _check_aware(instant: datetime, name: str) -> None:
+def check_aware(instant: datetime, name: str) -> None:
+    """CalendarError unless `instant` is a tz-aware datetime (shared with domain.reminders)."""
     if not isinstance(instant, datetime):
         raise CalendarError(f"{name} must be a datetime, got {type(instant).__name__} {instant!r}")
     if instant.tzinfo is None or instant.utcoffset() is None:
@@ -219,7 +220,7 @@ class ClientCalendar:
 
     def local_date(self, instant: datetime) -> date:
         """The calendar date on the client's wall clock at `instant` (which must be tz-aware)."""
-        _check_aware(instant, "instant")
+        check_aware(instant, "instant")
         return instant.astimezone(self.zone).date()
 
     def end_of_local_day(self, day: date) -> datetime:
@@ -243,7 +244,7 @@ def client_deadline(
     The client's local date of the request decides, not the UTC date: 23:30 UTC on a Friday is
     already Saturday in Copenhagen, and 18:00 Friday in Los Angeles is already Saturday in UTC.
     """
-    _check_aware(requested_at, "requested_at")
+    check_aware(requested_at, "requested_at")
     _check_n(business_days, "business_days")
     request_day = calendar.local_date(requested_at)
     due_day = calendar.add_business_days(request_day, business_days)

@@ -27,22 +27,10 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from domain.deadlines import CalendarError, ClientCalendar, client_deadline
+from domain.deadlines import ClientCalendar, check_aware, client_deadline
 from domain.models import RequestPolicy
 
 __all__ = ["latest_deadline", "reminder_times"]
-
-# Same guard as in domain.deadlines: a run of non-business days this long means broken data.
-
-
-def _check_aware(instant: datetime, name: str) -> None:
-    if not isinstance(instant, datetime):
-        raise CalendarError(f"{name} must be a datetime, got {type(instant).__name__} {instant!r}")
-    if instant.tzinfo is None or instant.utcoffset() is None:
-        raise CalendarError(
-            f"{name} must be timezone-aware, got naive datetime {instant.isoformat()}; "
-            "pass e.g. datetime(..., tzinfo=UTC)"
-        )
 
 
 def _local_instant(calendar: ClientCalendar, day: date, policy: RequestPolicy) -> datetime:
@@ -68,8 +56,8 @@ def reminder_times(
     the first `max_reminders` of those, keeping only the ones strictly after `requested_at`.
     Tz-aware, in the client's zone, sorted.
     """
-    _check_aware(due_at, "due_at")
-    _check_aware(requested_at, "requested_at")
+    check_aware(due_at, "due_at")
+    check_aware(requested_at, "requested_at")
     if policy.max_reminders <= 0:
         return []
     due_day = calendar.local_date(due_at)
