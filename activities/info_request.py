@@ -373,28 +373,27 @@ class InfoRequestActivities:
                     due_at=step.due_at,
                     time_zone=partner.time_zone,
                 )
-            case EmailKind.FOLLOW_UP | EmailKind.REMINDER:
+            case EmailKind.FOLLOW_UP:
                 assert step.due_at is not None
-                rendered = (
-                    templates.follow_up(
-                        case_reference=case.reference,
-                        client_name=client.name,
-                        partner_name=partner.name,
-                        items=step.checklist,
-                        message=step.message,
-                        due_at=step.due_at,
-                        time_zone=client.time_zone,
-                    )
-                    if step.kind is EmailKind.FOLLOW_UP
-                    else templates.reminder(
-                        case_reference=case.reference,
-                        client_name=client.name,
-                        partner_name=partner.name,
-                        items=step.checklist,
-                        due_at=step.due_at,
-                        time_zone=client.time_zone,
-                        number=step.reminder_number,
-                    )
+                rendered = templates.follow_up(
+                    case_reference=case.reference,
+                    client_name=client.name,
+                    partner_name=partner.name,
+                    items=step.checklist,
+                    message=step.message,
+                    due_at=step.due_at,
+                    time_zone=client.time_zone,
+                )
+            case EmailKind.REMINDER:
+                assert step.due_at is not None
+                rendered = templates.reminder(
+                    case_reference=case.reference,
+                    client_name=client.name,
+                    partner_name=partner.name,
+                    items=step.checklist,
+                    due_at=step.due_at,
+                    time_zone=client.time_zone,
+                    number=step.reminder_number,
                 )
             case EmailKind.PARTNER_MESSAGES:
                 rendered = templates.partner_messages(
