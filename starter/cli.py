@@ -71,6 +71,7 @@ TEMPORAL_WAIT_SECONDS = 30.0
 _UNREACHABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED}
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 
 class CliError(Exception):
@@ -244,8 +245,7 @@ async def cmd_request(args: argparse.Namespace) -> Output:
             attachments=attachments,
         )
 
-    build([])  # refuse bad input before any file is stored
-    request = build(_store_files(paths))
+    request = _built_with_files(build, paths)
     forecast = forecast_opening(_case_store(), request)
     client = await _connect()
     state = await _answer(
@@ -268,8 +268,7 @@ async def cmd_reply(args: argparse.Namespace) -> Output:
             attachments=list(attachments),
         )
 
-    build([])
-    reply = build(_store_files(paths))
+    reply = _built_with_files(build, paths)
     client = await _connect()
     await _answer(starter.send_client_reply(client, args.case_id, reply), "sending the reply")
     text = (
@@ -291,8 +290,7 @@ async def cmd_message(args: argparse.Namespace) -> Output:
             attachments=list(attachments),
         )
 
-    build([])
-    message = build(_store_files(paths))
+    message = _built_with_files(build, paths)
     client = await _connect()
     await _answer(
         starter.send_partner_message(client, args.case_id, message), "sending the message"
@@ -519,6 +517,13 @@ def _existing_files(names: Sequence[str]) -> list[Path]:
         if not path.is_file():
             raise CliError(f"--file {str(path)!r}: no such file; nothing was sent")
     return paths
+
+
+def _built_with_files(build: Callable[[Sequence[FileRef]], M], paths: Sequence[Path]) -> M:
+    """Build once without the files, so bad input is refused before any file is stored; then
+    store the files and build with them."""
+    build([])
+    return build(_store_files(paths))
 
 
 def _store_files(paths: Sequence[Path]) -> list[FileRef]:
