@@ -74,6 +74,8 @@ async def _confirmed(ctx: ApiContext, action: Awaitable[T], what: str) -> T:
 def _refused(error: starter.RequestError) -> ApiError:
     if error.code == "try_again":  # the run is recovering: nothing changed, retry
         return ApiError(503, error.code, error.message, headers={"Retry-After": "5"})
+    if error.code == "not_confirmed":  # started, unconfirmed: as when _confirmed times out
+        return ApiError(504, error.code, error.message)
     status = 404 if error.code == "unknown_case" else 409
     return ApiError(status, error.code, error.message)
 
@@ -102,16 +104,11 @@ async def request_info(
         case_id=case_id, partner_user_id=principal.user_id, items=body.items, message=body.message
     )
     forecast = await run_in_threadpool(forecast_opening, ctx.store, request)
-    try:
-        state = await _confirmed(
-            ctx,
-            starter.request_info(
-                ctx.temporal, request, task_queue=ctx.task_queue, forecast=forecast
-            ),
-            "the request",
-        )
-    except starter.RequestError as e:
-        raise _refused(e) from e
+    state = await _act(
+        ctx,
+        starter.request_info(ctx.temporal, request, task_queue=ctx.task_queue, forecast=forecast),
+        "the request",
+    )
     return await _with_task(ctx, principal, state)
 
 
@@ -149,12 +146,7 @@ async def decide(
         )
     except ValidationError as e:
         raise invalid_from(e) from e
-    try:
-        summary = await _confirmed(
-            ctx, starter.decide(ctx.temporal, case_id, decision), "the decision"
-        )
-    except starter.RequestError as e:
-        raise _refused(e) from e
+    summary = await _act(ctx, starter.decide(ctx.temporal, case_id, decision), "the decision")
     return DecisionOut(
         case_id=case_id,
         status=summary.final_status,

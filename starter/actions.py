@@ -124,8 +124,14 @@ async def request_info(
         raise _refusal(e.cause, request.case_id) from e
     except RPCError as e:
         if e.status is RPCStatusCode.FAILED_PRECONDITION:
-            # Started, but not answering yet: `opened` may be asked again (starter.get_state).
-            raise _not_ready(request.case_id, "opened") from e
+            # The run has started but cannot answer yet: asking again would be refused as
+            # already open, so say so and point to its state.
+            raise RequestError(
+                "not_confirmed",
+                f"the info request on case {request.case_id} was started but has not confirmed "
+                "it is open (its workflow is recovering from failed workflow tasks); look at its "
+                "state before asking again",
+            ) from e
         # The run failed before the update reached it; its failure says why.
         if e.status is not RPCStatusCode.NOT_FOUND:
             raise

@@ -921,7 +921,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return e.code if isinstance(e.code, int) else EXIT_REFUSED
     try:
         output = asyncio.run(HANDLERS[args.command](args))
-    except (CliError, starter.RequestError, UnknownCase, SettingError) as e:
+    except starter.RequestError as e:
+        # Refused, nothing started (2); or started but not confirmed (1: look at its state).
+        return _fail(str(e), EXIT_FAILED if e.code == "not_confirmed" else EXIT_REFUSED)
+    except (CliError, UnknownCase, SettingError) as e:
         return _fail(str(e), EXIT_REFUSED)
     except ValidationError as e:
         return _fail("\n".join(_problems(e)), EXIT_REFUSED)
