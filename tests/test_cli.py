@@ -7,6 +7,7 @@ port, so any command that reached for Temporal would fail with exit 3, not pass 
 from __future__ import annotations
 
 import json
+import re
 import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -233,7 +234,8 @@ def test_usage_errors_and_help(capsys: pytest.CaptureFixture[str]) -> None:
         "emails",
         "metrics",
     ):
-        assert f"    {command}" in out
+        # A whole word at the start of a help line ("case" must not pass on "cases").
+        assert re.search(rf"^    {re.escape(command)}(\s|$)", out, re.MULTILINE), command
     assert "unresponsive_client" in out and "invoice_or_contract" in out
 
 

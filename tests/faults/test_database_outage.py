@@ -74,9 +74,6 @@ async def _outage_during_reply(cluster: PgCluster, service: Service, outage_seco
     )
     recovered_after = time.monotonic() - down_at
     summary = await decide_when_ready(service.client, case_id, accept())
-    assert summary.final_status is CaseStatus.ACTIVE
-    assert summary.task_outcome is TaskOutcome.REPLIED and summary.replies == 1
-    assert worker.starts == 1 and worker.running, "the worker rides the outage out"
 
     result = tally(
         f"PostgreSQL down {back_after:.1f} s during the reply",
@@ -88,6 +85,9 @@ async def _outage_during_reply(cluster: PgCluster, service: Service, outage_seco
         },
     )
     report(result, worker.logs())
+    assert summary.final_status is CaseStatus.ACTIVE
+    assert summary.task_outcome is TaskOutcome.REPLIED and summary.replies == 1
+    assert worker.starts == 1 and worker.running, "the worker rides the outage out"
     assert failures >= 1, "the step must have failed while the database was away"
     worker.stop()
 

@@ -211,10 +211,6 @@ async def _reply_path(
         )
         await run.kill_at("decide", r, case_id)
         summary = await asyncio.wait_for(deciding, 120)
-        assert summary == await handle.result()
-        assert summary.final_status is CaseStatus.ACTIVE
-        assert summary.task_outcome is TaskOutcome.REPLIED and summary.replies == 1
-        assert service.store.case_status(case_id) is CaseStatus.ACTIVE
 
         timeouts = await workflow_task_timeouts(handle)
         result = tally(
@@ -230,6 +226,10 @@ async def _reply_path(
             },
         )
         report(result, worker.logs())
+        assert summary == await handle.result()
+        assert summary.final_status is CaseStatus.ACTIVE
+        assert summary.task_outcome is TaskOutcome.REPLIED and summary.replies == 1
+        assert service.store.case_status(case_id) is CaseStatus.ACTIVE
         if sendgrid is not None:
             _check_email_statuses(service, case_id)
         assert worker.kills == len(points)
