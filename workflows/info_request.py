@@ -600,6 +600,9 @@ class InfoRequestWorkflow:
                 note=decision.note,
             )
         await self._record_replies()  # any that arrived while the decision was applied
+        if self._unposted_messages:  # the partner wrote while the decision was applied
+            await self._post_partner_messages()
+            await self._flush_bundle()
         self._summary = RequestSummary(
             request_id=key,
             case_id=request.case_id,
@@ -804,6 +807,18 @@ class InfoRequestWorkflow:
 
     def _refuse_when_ended(self) -> None:
         case_id = self._request.case_id
+        # Taken during the opening, an update would wait on an opening that may yet be
+        # refused, and then the run could never end.
+        if self._open_error is not None:
+            raise ApplicationError(
+                f"the info request on case {case_id} was refused: {self._open_error.message}",
+                type="RequestRefused",
+            )
+        if self._phase is Phase.OPENING:
+            raise ApplicationError(
+                f"the info request on case {case_id} is still opening; try again in a moment",
+                type="NotOpenYet",
+            )
         if self._withdrawal is not None:
             raise ApplicationError(
                 f"the info request on case {case_id} was withdrawn", type="AlreadyWithdrawn"
