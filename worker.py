@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypedDict
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -34,6 +35,22 @@ WORKFLOW_TASK_SLOTS = 20
 # and wakes a few times; with 10,000 waiting this keeps the worker at ≈ 0.4 GiB, where caching
 # all of them takes 2.7 GiB to save a replay of ≈ 30 events per wake (docs/benchmarks.md §4).
 WORKFLOW_CACHE = 1000
+
+
+class WorkerSizing(TypedDict):
+    max_concurrent_activities: int
+    max_concurrent_local_activities: int
+    max_concurrent_workflow_tasks: int
+    max_cached_workflows: int
+
+
+# The worker's slots and cache, as Worker keyword arguments (the bench's baselines use them too).
+SIZING = WorkerSizing(
+    max_concurrent_activities=ACTIVITY_THREADS,
+    max_concurrent_local_activities=ACTIVITY_THREADS,
+    max_concurrent_workflow_tasks=WORKFLOW_TASK_SLOTS,
+    max_cached_workflows=WORKFLOW_CACHE,
+)
 
 
 def build_activities(settings: Settings, store: CaseStore | None = None) -> InfoRequestActivities:
@@ -67,10 +84,7 @@ def build_worker(
         workflows=[InfoRequestWorkflow],
         activities=activities.all(),
         activity_executor=executor,
-        max_concurrent_activities=ACTIVITY_THREADS,
-        max_concurrent_local_activities=ACTIVITY_THREADS,
-        max_concurrent_workflow_tasks=WORKFLOW_TASK_SLOTS,
-        max_cached_workflows=WORKFLOW_CACHE,
+        **SIZING,
     )
 
 

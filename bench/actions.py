@@ -197,7 +197,7 @@ async def _path_run(
         worker = (
             build_worker(client, make_activities(store, files), executor, task_queue)
             if kind == "ours"
-            else build_baseline_worker(client, executor, task_queue, ACTIVITY_THREADS)
+            else build_baseline_worker(client, executor, task_queue)
         )
         async with worker:
             started = await env.get_current_time()

@@ -34,6 +34,7 @@ from temporalio.worker import Worker
 
 with workflow.unsafe.imports_passed_through():
     from domain.models import ClientReply, Decision, InfoRequestInput
+    from worker import SIZING
 
 OPEN_STEPS: tuple[str, ...] = ("open:status", "open:message", "open:task", "open:email")
 REPLY_STEPS = ("reply:message", "reply:close_task", "reply:checklist", "reply:email")
@@ -141,16 +142,13 @@ class BaselineLocalWorkflow(_Flow):
         )
 
 
-def build_baseline_worker(
-    client: Client, executor: ThreadPoolExecutor, task_queue: str, threads: int
-) -> Worker:
-    """Built like worker.build_worker: the same executor and slot limits, empty steps."""
+def build_baseline_worker(client: Client, executor: ThreadPoolExecutor, task_queue: str) -> Worker:
+    """Built like worker.build_worker: the same executor, slots and cache, empty steps."""
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[BaselineRegularWorkflow, BaselineLocalWorkflow],
         activities=[bench_step],
         activity_executor=executor,
-        max_concurrent_activities=threads,
-        max_concurrent_local_activities=threads,
+        **SIZING,
     )

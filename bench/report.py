@@ -424,18 +424,8 @@ def _steps(part: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _per_cached(s: dict[str, Any], n: int) -> float:
-    if "kib_per_cached_workflow" in s:
-        return float(s["kib_per_cached_workflow"])
-    cached = min(n, _cache_size(s))
-    return float(s["rss_waiting_mib"] - s["rss_idle_mib"]) * 1024 / cached
-
-
-def _cache_size(s: dict[str, Any]) -> int:
-    """The setting's max_cached_workflows (results of older runs only name it in the label)."""
-    if "cache" in s:
-        return int(s["cache"])
-    return 10_000 if "max_cached_workflows=10000" in s["label"] else 1000
+def _per_cached(s: dict[str, Any]) -> float:
+    return float(s["kib_per_cached_workflow"])
 
 
 def _scale(part: dict[str, Any]) -> list[str]:
@@ -457,7 +447,7 @@ def _scale(part: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {s['label']} | {s['open_s']:.0f} | {s['open_per_s']:.1f} | "
             f"{s['rss_idle_mib']:.0f} → {s['rss_waiting_mib']:.0f} | {s['rss_peak_mib']:.0f} | "
-            f"{_per_cached(s, n):.0f} | {s['drain_s']:.0f} | {s['drain_per_s']:.1f} |"
+            f"{_per_cached(s):.0f} | {s['drain_s']:.0f} | {s['drain_per_s']:.1f} |"
         )
     measured = [s for s in d["settings"].values() if "measured" in s]
     if measured:
@@ -473,8 +463,8 @@ def _scale(part: dict[str, Any]) -> list[str]:
         "",
     ]
     for s in d["settings"].values():
-        cached = _cache_size(s)
-        rss = s["rss_idle_mib"] + _per_cached(s, n) * cached / 1024
+        cached = int(s["cache"])
+        rss = s["rss_idle_mib"] + _per_cached(s) * cached / 1024
         lines.append(
             f"- {s['label']}: about {rss:,.0f} MiB RSS ({cached:,} workflows cached), "
             f"{10_000 / s['open_per_s'] / 60:.0f} min to open, "

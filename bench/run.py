@@ -12,6 +12,7 @@ from typing import Any
 from bench import actions, profile, report, scale, steps, throughput
 from bench.common import env_flag, env_int, log, machine
 from config import PROJECT_ROOT
+from tests.postgres import PG_BIN
 
 DEFAULT_RESULTS = PROJECT_ROOT / "bench" / "last-run.json"
 PARTS = ("throughput", "actions", "profile", "steps", "settings", "scale")
@@ -46,7 +47,7 @@ async def main() -> int:
     results_path = Path(os.environ.get("BENCH_RESULTS", DEFAULT_RESULTS))
     results: dict[str, Any] = json.loads(results_path.read_text()) if results_path.exists() else {}
     concurrency = env_int("BENCH_CONCURRENCY", 50)
-    postgres_default = Path("/usr/lib/postgresql/15/bin/initdb").exists()
+    postgres_default = (PG_BIN / "initdb").exists()
     for part in parts:
         started = time.monotonic()
         measured_on, command = machine(), _command()

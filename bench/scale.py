@@ -57,8 +57,8 @@ SETTINGS: tuple[tuple[str, str, int, list[str] | None], ...] = (
     ),
     (
         "before",
-        "the settings before (SDK defaults): max_concurrent_workflow_tasks=100, "
-        "32 activity threads, max_cached_workflows=1000",
+        "worker.py before this change: 32 activity threads, max_concurrent_workflow_tasks=100 "
+        "(the SDK's default), max_cached_workflows=1000",
         1000,
         ["--max-workflow-tasks", "100", "--threads", "32"],
     ),

@@ -56,7 +56,7 @@ from store.cases import CaseStore
 from store.files import FileStore
 from store.schema import ClientTask
 from tests.conftest import make_activities
-from worker import ACTIVITY_THREADS, build_worker
+from worker import ACTIVITY_THREADS, SIZING, build_worker
 from workflows.info_request import InfoRequestWorkflow
 
 
@@ -162,7 +162,7 @@ def _bytecode(variant: Variant) -> Iterator[None]:
 def _worker(variant: Variant, task_queue: str, files: FileStore) -> Iterator[Worker]:
     with _bytecode(variant), ThreadPoolExecutor(ACTIVITY_THREADS) as executor:
         if variant.kind != "ours":
-            yield build_baseline_worker(variant.client, executor, task_queue, ACTIVITY_THREADS)
+            yield build_baseline_worker(variant.client, executor, task_queue)
         elif variant.stub:
             yield Worker(
                 variant.client,
@@ -170,8 +170,7 @@ def _worker(variant: Variant, task_queue: str, files: FileStore) -> Iterator[Wor
                 workflows=[InfoRequestWorkflow],
                 activities=StubActivities().all(),
                 activity_executor=executor,
-                max_concurrent_activities=ACTIVITY_THREADS,
-                max_concurrent_local_activities=ACTIVITY_THREADS,
+                **SIZING,
             )
         else:
             assert variant.store is not None

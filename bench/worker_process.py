@@ -29,14 +29,14 @@ from bench.stubs import StubActivities
 from config import Settings
 from devstack.metrics import metrics_runtime
 from starter.connection import connect
-from worker import ACTIVITY_THREADS, WORKFLOW_TASK_SLOTS, build_activities
+from worker import ACTIVITY_THREADS, WORKFLOW_CACHE, WORKFLOW_TASK_SLOTS, build_activities
 from workflows import TASK_QUEUE
 from workflows.info_request import InfoRequestWorkflow
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--max-cached", type=int, default=1000)
+    parser.add_argument("--max-cached", type=int, default=WORKFLOW_CACHE)
     parser.add_argument("--max-workflow-tasks", type=int, default=WORKFLOW_TASK_SLOTS)
     parser.add_argument("--threads", type=int, default=ACTIVITY_THREADS)
     parser.add_argument("--baselines", action="store_true")
